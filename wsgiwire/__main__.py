@@ -1,0 +1,7 @@
+"""``python -m wsgiwire``: the same as the ``wsgiwire`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

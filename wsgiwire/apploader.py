@@ -1,0 +1,56 @@
+"""Finding the WSGI application a user named: ``module:callable`` or ``module:factory()``."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import cast
+
+from .core.gateway import WSGIApp
+
+__all__ = ["AppLoadError", "load_app"]
+
+DEMO_APP = "wsgiwire.demo:app"
+
+
+class AppLoadError(Exception):
+    """The application could not be imported or is not callable (the message says why)."""
+
+
+def load_app(spec: str | None, *, cwd: str | None = None) -> WSGIApp:
+    """Import ``spec`` the way a server would: with the working directory on ``sys.path``.
+
+    ``module`` alone means ``module:application`` (Django's and mod_wsgi's
+    name) and falls back to ``module:app`` (Flask's).
+    """
+    spec = spec or DEMO_APP
+    module_name, _, attr = spec.partition(":")
+    if not module_name:
+        raise AppLoadError(f"no module in {spec!r}; expected module:callable")
+    directory = os.path.abspath(cwd or os.getcwd())
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        if exc.name is not None and module_name.startswith(exc.name):
+            raise AppLoadError(
+                f"cannot import module {module_name!r} (searched {directory} and sys.path)"
+            ) from exc
+        raise
+    call = attr.endswith("()")
+    names = [attr[:-2] if call else attr] if attr else ["application", "app"]
+    for name in names:
+        obj = module
+        try:
+            for part in name.split("."):
+                obj = getattr(obj, part)
+        except AttributeError:
+            continue
+        if call:
+            obj = obj()
+        if not callable(obj):
+            raise AppLoadError(f"{module_name}:{name} is not callable (it is {type(obj).__name__})")
+        return cast(WSGIApp, obj)
+    raise AppLoadError(f"module {module_name!r} has no attribute {' or '.join(map(repr, names))}")

@@ -1,0 +1,104 @@
+"""``wsgi.input``: the request body, collected by the front-end, read by the app.
+
+The front-end feeds bytes as the codec yields them; the body is complete
+before the application runs, so ``wsgi.input`` never blocks and never pulls
+from a socket. Small bodies stay in memory; past ``Limits.spool_threshold``
+they move to an anonymous temporary file, so a 1 GiB upload costs disk, not
+memory. The stream the app gets is an ordinary ``io.BytesIO`` or a buffered
+temporary file holding exactly the body, so ``read()``, ``read(n)``,
+``read(None)``, ``read(-1)``, ``readline(size)``, ``readlines(hint)`` and
+iteration all have their io semantics and stop at the end of the body.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+from typing import IO, Any
+
+from ..errors import BadRequest, LimitExceeded
+from ..limits import DEFAULT_LIMITS, Limits
+
+__all__ = ["BodyBuffer", "attach_input", "EMPTY_BODY_SIZE"]
+
+EMPTY_BODY_SIZE = 0
+
+
+class BodyBuffer:
+    """Collects one request body, checking it against the declared length and the limits.
+
+    ``declared`` is the parsed CONTENT_LENGTH (``None`` when none was declared:
+    the body then ends where the protocol says it ends).
+    """
+
+    __slots__ = ("_chunks", "_file", "_limit", "_spool_at", "declared", "received")
+
+    def __init__(self, declared: int | None, limits: Limits = DEFAULT_LIMITS) -> None:
+        if declared is not None and declared > limits.max_body_size:
+            raise LimitExceeded("max_body_size", declared, limits.max_body_size, status_hint=413)
+        self.declared = declared
+        self.received = 0
+        self._chunks: list[bytes] = []
+        self._file: IO[bytes] | None = None
+        self._limit = limits.max_body_size
+        self._spool_at = limits.spool_threshold
+
+    def feed(self, data: bytes) -> None:
+        """Add body bytes. Raises if the body grows past its declared length or the limit."""
+        if not data:
+            return
+        total = self.received + len(data)
+        if self.declared is not None and total > self.declared:
+            raise BadRequest(
+                f"request body longer than CONTENT_LENGTH ({total} > {self.declared})"
+            )
+        if total > self._limit:
+            raise LimitExceeded("max_body_size", total, self._limit, status_hint=413)
+        self.received = total
+        if self._file is not None:
+            self._file.write(data)
+        elif total > self._spool_at:
+            spool = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the stream returned
+            for chunk in self._chunks:
+                spool.write(chunk)
+            spool.write(data)
+            self._chunks.clear()
+            self._file = spool
+        else:
+            self._chunks.append(bytes(data))
+
+    @property
+    def complete(self) -> bool:
+        """True once the declared length has arrived (never true without a declared length)."""
+        return self.declared is not None and self.received >= self.declared
+
+    def finish(self) -> IO[bytes]:
+        """The body as a readable stream at position 0. Raises if the body was short."""
+        if self.declared is not None and self.received < self.declared:
+            raise BadRequest(
+                f"request body shorter than CONTENT_LENGTH ({self.received} < {self.declared})"
+            )
+        if self._file is not None:
+            self._file.flush()
+            self._file.seek(0)
+            return self._file
+        chunks = self._chunks
+        if not chunks:
+            return io.BytesIO()
+        if len(chunks) == 1:
+            return io.BytesIO(chunks[0])
+        return io.BytesIO(b"".join(chunks))
+
+    def discard(self) -> None:
+        """Drop what was collected (the request was aborted or failed)."""
+        self._chunks.clear()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def attach_input(environ: dict[str, Any], stream: IO[bytes], *, terminated: bool) -> None:
+    """Set ``wsgi.input`` (and ``wsgi.input_terminated`` when no length was declared)."""
+    environ["wsgi.input"] = stream
+    if terminated:
+        environ["wsgi.input_terminated"] = True

@@ -1,0 +1,205 @@
+"""The one translator: CGI parameters as a server sent them -> a PEP 3333 environ.
+
+Every protocol ends here, so each rule below is written once:
+
+* names and values are native strings decoded as latin-1 (PEP 3333 "bytes as
+  str"), so no byte is lost or rejected;
+* the **last** value wins when a server repeats a CGI variable (nginx sends
+  SCRIPT_NAME twice in common configs), except request headers (``HTTP_*``):
+  a repeated header is joined, with ``"; "`` for Cookie and ``", "`` for the
+  others, as Apache and lighttpd do themselves;
+* ``HTTP_PROXY`` is dropped (httpoxy): a client's ``Proxy:`` header must never
+  look like an outbound proxy setting;
+* ``wsgi.url_scheme`` comes from ``HTTPS`` (on/1/yes, any case) or
+  ``REQUEST_SCHEME``, which only the server sets, never from a client header;
+* SCRIPT_NAME is never ``/`` and never ends in ``/``; a missing PATH_INFO is
+  derived from REQUEST_URI, percent-decoded, minus a SCRIPT_NAME prefix
+  compared in decoded form;
+* CONTENT_LENGTH must be plain digits (else :class:`~wsgiwire.errors.BadRequest`);
+  an empty one is removed ("no declared length").
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from ..params import parse_content_length
+
+__all__ = ["EnvironBuilder", "decode_request_path", "split_script_name"]
+
+_TRUE_FLAGS = frozenset({"on", "1", "yes", "true"})
+_JOINED_WITH_SEMICOLON = frozenset({"HTTP_COOKIE"})
+_DROPPED = frozenset({"HTTP_PROXY"})
+
+Environ = dict[str, Any]
+
+
+def decode_request_path(request_uri: str) -> str:
+    """The path of a REQUEST_URI (no query), percent-decoded to latin-1 text.
+
+    An absolute-form URI (``http://host/path``) is reduced to its path first.
+    """
+    path = request_uri.split("?", 1)[0].split("#", 1)[0]
+    if not path.startswith("/"):
+        scheme_end = path.find("://")
+        if scheme_end > 0:
+            slash = path.find("/", scheme_end + 3)
+            path = path[slash:] if slash >= 0 else "/"
+    if "%" not in path:
+        return path
+    return unquote_to_bytes(path).decode("latin-1")
+
+
+def split_script_name(script_name: str, path: str) -> str | None:
+    """PATH_INFO for ``path`` under ``script_name``, or ``None`` if it is not under it.
+
+    The prefix must end at a segment boundary: ``/app`` is a prefix of
+    ``/app/x`` and ``/app`` but not of ``/apple``.
+    """
+    if not script_name:
+        return path
+    if path.startswith(script_name):
+        rest = path[len(script_name) :]
+        if not rest or rest.startswith("/"):
+            return rest
+    return None
+
+
+class EnvironBuilder:
+    """Builds environ dicts for one server; the constant ``wsgi.*`` part is made once."""
+
+    __slots__ = ("_template",)
+
+    def __init__(
+        self,
+        *,
+        errors: object = None,
+        multithread: bool = False,
+        multiprocess: bool = True,
+        run_once: bool = False,
+        file_wrapper: Callable[..., Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        template: Environ = {
+            "wsgi.version": (1, 0),
+            "wsgi.errors": errors if errors is not None else sys.stderr,
+            "wsgi.multithread": multithread,
+            "wsgi.multiprocess": multiprocess,
+            "wsgi.run_once": run_once,
+        }
+        if file_wrapper is not None:
+            template["wsgi.file_wrapper"] = file_wrapper
+        if extra:
+            template.update(extra)
+        self._template = template
+
+    def build(
+        self,
+        params: Iterable[tuple[bytes, bytes]],
+        *,
+        script_name_in_path_info: bool = False,
+    ) -> tuple[Environ, int | None]:
+        """The environ for one request and its declared body length (``None``: none declared).
+
+        ``wsgi.input`` is not set here: the front-end attaches the body with
+        :func:`wsgiwire.core.body.attach_input` once it is complete.
+        Raises :class:`~wsgiwire.errors.BadRequest` for a malformed CONTENT_LENGTH.
+        """
+        env = self._template.copy()
+        setdefault_or_join = _merge
+        for raw_name, raw_value in params:
+            name = raw_name.decode("latin-1")
+            value = raw_value.decode("latin-1")
+            if name in env and name.startswith("HTTP_"):
+                setdefault_or_join(env, name, value)
+            else:
+                env[name] = value
+        return self._finish(env, script_name_in_path_info)
+
+    def build_from_strings(
+        self,
+        params: Iterable[tuple[str, str]],
+        *,
+        script_name_in_path_info: bool = False,
+    ) -> tuple[Environ, int | None]:
+        """As :meth:`build`, for parameters that are already latin-1 native strings."""
+        env = self._template.copy()
+        for name, value in params:
+            if name in env and name.startswith("HTTP_"):
+                _merge(env, name, value)
+            else:
+                env[name] = value
+        return self._finish(env, script_name_in_path_info)
+
+    def _finish(self, env: Environ, strip_prefix: bool) -> tuple[Environ, int | None]:
+        for name in _DROPPED:
+            env.pop(name, None)
+
+        length_text = env.get("CONTENT_LENGTH")
+        content_length = parse_content_length(length_text)
+        if content_length is None:
+            env.pop("CONTENT_LENGTH", None)
+        elif length_text != str(content_length):
+            env["CONTENT_LENGTH"] = str(content_length)
+
+        if "REQUEST_METHOD" not in env or not env["REQUEST_METHOD"]:
+            env["REQUEST_METHOD"] = "GET"
+        env.setdefault("QUERY_STRING", "")
+        env.setdefault("SERVER_PROTOCOL", "HTTP/1.0")
+        if "SERVER_NAME" not in env:
+            env["SERVER_NAME"] = _host_name(env.get("HTTP_HOST") or "localhost")
+        if "SERVER_PORT" not in env:
+            env["SERVER_PORT"] = "443" if _is_https(env) else "80"
+
+        env["wsgi.url_scheme"] = "https" if _is_https(env) else "http"
+        _fix_paths(env, strip_prefix)
+        return env, content_length
+
+
+def _merge(env: Environ, name: str, value: str) -> None:
+    sep = "; " if name in _JOINED_WITH_SEMICOLON else ", "
+    env[name] = f"{env[name]}{sep}{value}"
+
+
+def _host_name(host: str) -> str:
+    if host.startswith("["):
+        return host[: host.find("]") + 1] or host
+    return host.split(":", 1)[0]
+
+
+def _is_https(env: Environ) -> bool:
+    https = env.get("HTTPS")
+    if https is not None and https.lower() in _TRUE_FLAGS:
+        return True
+    scheme = env.get("REQUEST_SCHEME")
+    return scheme is not None and scheme.lower() == "https"
+
+
+def _fix_paths(env: Environ, strip_prefix: bool) -> None:
+    script_name: str = env.get("SCRIPT_NAME", "")
+    path_info: str | None = env.get("PATH_INFO")
+
+    if script_name.endswith("/"):
+        stripped = script_name.rstrip("/")
+        if path_info is not None and not path_info.startswith("/"):
+            path_info = "/" + path_info
+        script_name = stripped
+
+    if path_info is None:
+        request_uri = env.get("REQUEST_URI")
+        if request_uri:
+            decoded = decode_request_path(request_uri)
+            rest = split_script_name(script_name, decoded)
+            path_info = rest if rest is not None else ""
+        else:
+            path_info = ""
+    elif strip_prefix and script_name:
+        rest = split_script_name(script_name, path_info)
+        if rest is not None:
+            path_info = rest
+
+    env["SCRIPT_NAME"] = script_name
+    env["PATH_INFO"] = path_info

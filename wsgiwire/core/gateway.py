@@ -1,0 +1,159 @@
+"""The only place an application is called.
+
+``call_app`` runs the app, iterates its result into a :class:`Response`,
+always calls the result's ``close()``, and maps failures:
+
+* an exception before the head was sent becomes a 500 with a short body
+  (the traceback only when ``debug`` is on);
+* after the head was sent the response is cut and ``call_app`` returns
+  ``False`` so the front-end can signal it (FastCGI appStatus, closing the
+  connection);
+* every failure is logged once, with the request's method and path.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, Any, Protocol
+
+from ..errors import StartResponseError
+from .response import Response
+
+__all__ = ["WSGIApp", "call_app", "FileWrapper", "ErrorStream", "request_label"]
+
+log = logging.getLogger("wsgiwire")
+
+StartResponse = Callable[..., Callable[[bytes], None]]
+
+
+class WSGIApp(Protocol):
+    def __call__(
+        self, environ: dict[str, Any], start_response: StartResponse, /
+    ) -> Iterable[bytes]: ...
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: iterates a file in blocks; front-ends may send it natively.
+
+    A front-end whose wire carries raw body bytes (SCGI, uwsgi, CGI) can
+    recognise this type and use ``os.sendfile`` on ``filelike.fileno()``.
+    """
+
+    __slots__ = ("blksize", "filelike")
+
+    def __init__(self, filelike: IO[bytes], blksize: int = 65536) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = self.filelike.read
+        size = self.blksize
+        while True:
+            block = read(size)
+            if not block:
+                return
+            yield block
+
+    def close(self) -> None:
+        close = getattr(self.filelike, "close", None)
+        if close is not None:
+            close()
+
+
+class ErrorStream:
+    """``wsgi.errors``: text goes to the ``wsgiwire.app`` logger, line by line.
+
+    ``sink`` (optional) also receives every write as UTF-8 bytes: FastCGI
+    uses it to send FCGI_STDERR records to the web server's error log.
+    """
+
+    __slots__ = ("_pending", "_sink")
+
+    _log = logging.getLogger("wsgiwire.app")
+
+    def __init__(self, sink: Callable[[bytes], None] | None = None) -> None:
+        self._sink = sink
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        if type(text) is not str:
+            raise TypeError(f"wsgi.errors.write() takes str, not {type(text).__name__}")
+        if self._sink is not None and text:
+            self._sink(text.encode("utf-8", "replace"))
+        data = self._pending + text
+        *lines, self._pending = data.split("\n")
+        for line in lines:
+            self._log.error("%s", line)
+        return len(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        if self._pending:
+            self._log.error("%s", self._pending)
+            self._pending = ""
+
+
+def request_label(environ: dict[str, Any]) -> str:
+    """``METHOD /script/path?query`` for log lines."""
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    query = environ.get("QUERY_STRING", "")
+    label = f"{environ.get('REQUEST_METHOD', '?')} {path or '/'}"
+    return f"{label}?{query}" if query else label
+
+
+_SERVER_ERROR = b"500 Internal Server Error\n"
+
+
+def call_app(
+    app: WSGIApp,
+    environ: dict[str, Any],
+    response: Response,
+    *,
+    debug: bool = False,
+) -> bool:
+    """Run ``app`` for one request. True when the response went out complete."""
+    result: Iterable[bytes] | None = None
+    try:
+        result = app(environ, response.start_response)
+        # HEAD, 1xx, 204, 304 send no body: once the head is known, stop iterating.
+        if not (response.no_body and response.status is not None):
+            write = response.write
+            for chunk in result:
+                write(chunk)
+                if response.no_body:
+                    break
+        return response.finish()
+    except Exception as exc:  # the app's failure, whatever it is, is answered here
+        return _fail(exc, environ, response, debug)
+    finally:
+        if result is not None:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.exception("error closing the response of %s", request_label(environ))
+
+
+def _fail(exc: Exception, environ: dict[str, Any], response: Response, debug: bool) -> bool:
+    what = "misuse of start_response" if isinstance(exc, StartResponseError) else "error"
+    log.error(
+        "application %s in %s: %s: %s",
+        what,
+        request_label(environ),
+        type(exc).__name__,
+        exc,
+        exc_info=exc,
+    )
+    if response.head_sent:
+        return False
+    body = _SERVER_ERROR
+    if debug:
+        body += "".join(traceback.format_exception(exc)).encode("utf-8", "replace")
+    response.send_error("500 Internal Server Error", body)
+    return True

@@ -1,0 +1,299 @@
+"""The one response writer: ``start_response``, ``write()``, the head, the body.
+
+Enforces the PEP 3333 contract with exceptions (never ``assert``, so it holds
+under ``python -O``):
+
+* status is a native string ``"NNN reason"``;
+* header names are RFC 9110 tokens, values contain no CR, LF or NUL, both are
+  latin-1 native strings: header injection cannot happen;
+* hop-by-hop headers (Connection, Transfer-Encoding, ...) are refused, and so
+  is ``Status`` (it would be read as the CGI status by the web server);
+* a second ``start_response`` without ``exc_info`` is an error; with
+  ``exc_info`` after the head was sent, the original exception is re-raised;
+* the head is rendered only when the first non-empty body chunk arrives (or
+  the iterable ends), so an app can still replace it on error;
+* a declared Content-Length is enforced: extra bytes are never sent, a short
+  body is reported;
+* HEAD requests and 1xx/204/304 responses send no body.
+
+The head is either CGI style (``Status: 200 OK``) for CGI, FastCGI and SCGI,
+or an HTTP status line for uwsgi. Output goes to one callable ``out(bytes)``
+that the front-end supplies; it frames the bytes for its protocol.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from enum import Enum
+from http import HTTPStatus
+from types import TracebackType
+
+from ..errors import ResponseHeaderError, StartResponseError
+
+__all__ = [
+    "HeadStyle",
+    "Response",
+    "ExcInfo",
+    "send_status",
+    "status_line",
+    "validate_status",
+    "validate_headers",
+]
+
+log = logging.getLogger("wsgiwire")
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
+Headers = list[tuple[str, str]]
+
+_STATUS_RE = re.compile(r"[1-9][0-9]{2} [^\x00-\x08\x0a-\x1f\x7f]*\Z")
+_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_BAD_VALUE_RE = re.compile(r"[\x00\r\n]")
+_DIGITS_RE = re.compile(r"[0-9]{1,19}\Z")
+# The head and a first chunk up to this size go out as one piece (one record,
+# one send); larger chunks are passed on without copying.
+_COALESCE_MAX = 65536
+_REFUSED_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "status",
+    }
+)
+
+
+class HeadStyle(Enum):
+    CGI = "cgi"  # "Status: 200 OK" header: CGI, FastCGI, SCGI
+    HTTP = "http"  # "HTTP/1.1 200 OK" status line: uwsgi
+
+
+def validate_status(status: object) -> str:
+    if type(status) is not str:
+        raise ResponseHeaderError(f"status must be a native str, not {type(status).__name__}")
+    if not _STATUS_RE.match(status):
+        raise ResponseHeaderError(f"invalid status line {status[:80]!r}")
+    try:
+        status.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ResponseHeaderError(f"status is not latin-1: {status[:80]!r}") from None
+    return status
+
+
+def validate_headers(headers: object) -> Headers:
+    if type(headers) is not list:
+        raise ResponseHeaderError(
+            f"response_headers must be a list, not {type(headers).__name__}"
+        )
+    for item in headers:
+        if type(item) is not tuple or len(item) != 2:
+            raise ResponseHeaderError(f"each header must be a (name, value) tuple: {item!r}")
+        name, value = item
+        if type(name) is not str or type(value) is not str:
+            raise ResponseHeaderError(f"header name and value must be native str: {item!r}")
+        if not _TOKEN_RE.match(name):
+            raise ResponseHeaderError(f"invalid header name {name[:80]!r}")
+        if _BAD_VALUE_RE.search(value):
+            raise ResponseHeaderError(f"CR, LF or NUL in the value of header {name!r}")
+        if name.lower() in _REFUSED_HEADERS:
+            raise ResponseHeaderError(f"header {name!r} is hop-by-hop or reserved; not allowed")
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ResponseHeaderError(f"value of header {name!r} is not latin-1") from None
+    return headers
+
+
+class Response:
+    """start_response/write state machine for one request.
+
+    ``out`` receives raw response bytes (head first). ``method`` is the
+    request method (HEAD sends no body). ``protocol`` is the HTTP version for
+    the HTTP head style.
+    """
+
+    __slots__ = (
+        "_out",
+        "_style",
+        "_protocol",
+        "_head_request",
+        "status",
+        "headers",
+        "head_sent",
+        "content_length",
+        "sent",
+        "no_body",
+        "overflowed",
+    )
+
+    def __init__(
+        self,
+        out: Callable[[bytes], object],
+        *,
+        method: str = "GET",
+        style: HeadStyle = HeadStyle.CGI,
+        protocol: str = "HTTP/1.1",
+    ) -> None:
+        self._out = out
+        self._style = style
+        self._protocol = protocol if protocol.startswith("HTTP/1.") else "HTTP/1.1"
+        self._head_request = method == "HEAD"
+        self.status: str | None = None
+        self.headers: Headers = []
+        self.head_sent = False
+        self.content_length: int | None = None
+        self.sent = 0
+        self.no_body = self._head_request
+        self.overflowed = False
+
+    # -- the WSGI callables -------------------------------------------------
+    def start_response(
+        self,
+        status: str,
+        headers: Headers,
+        exc_info: ExcInfo | None = None,
+    ) -> Callable[[bytes], None]:
+        if exc_info is not None:
+            try:
+                if self.head_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None  # break the frame cycle, as PEP 3333 advises
+        elif self.status is not None:
+            raise StartResponseError("start_response called a second time without exc_info")
+        status = validate_status(status)
+        headers = validate_headers(headers)
+        content_length: int | None = None
+        for name, value in headers:
+            if name.lower() == "content-length":
+                if not _DIGITS_RE.match(value):
+                    raise ResponseHeaderError(f"invalid Content-Length {value[:40]!r}")
+                content_length = int(value)
+        code = int(status[:3])
+        self.status = status
+        self.headers = headers
+        self.content_length = content_length
+        self.no_body = self._head_request or code < 200 or code in (204, 304)
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """The WSGI ``write`` callable, also used for each chunk of the iterable."""
+        if type(data) is not bytes:
+            if isinstance(data, (bytearray, memoryview)):
+                data = bytes(data)
+            else:
+                raise StartResponseError(
+                    f"response body must be bytes, not {type(data).__name__}"
+                )
+        if self.status is None:
+            raise StartResponseError("write() or body data before start_response()")
+        if not data:
+            return
+        if self.no_body:
+            if not self.head_sent:
+                self._out(self._render_head())
+            return
+        limit = self.content_length
+        if limit is not None and self.sent + len(data) > limit:
+            if not self.overflowed:
+                log.warning(
+                    "application sent more than its Content-Length %d; extra bytes dropped",
+                    limit,
+                )
+            self.overflowed = True
+            data = data[: limit - self.sent]
+            if not data:
+                if not self.head_sent:
+                    self._out(self._render_head())
+                return
+        self.sent += len(data)
+        if self.head_sent:
+            self._out(data)
+        elif len(data) <= _COALESCE_MAX:
+            self._out(self._render_head() + data)
+        else:
+            self._out(self._render_head())
+            self._out(data)
+
+    def finish(self) -> bool:
+        """End of the body: send the head if it is still pending.
+
+        Returns False when the body was shorter than the declared
+        Content-Length (the response is cut and the front-end should say so).
+        """
+        if self.status is None:
+            raise StartResponseError("the application returned without calling start_response()")
+        if not self.head_sent:
+            self._out(self._render_head())
+        if (
+            self.content_length is not None
+            and not self.no_body
+            and self.sent < self.content_length
+        ):
+            log.warning(
+                "application sent %d bytes but declared Content-Length %d",
+                self.sent,
+                self.content_length,
+            )
+            return False
+        return True
+
+    # -- rendering ----------------------------------------------------------
+    def _render_head(self) -> bytes:
+        status = self.status
+        if status is None:
+            raise StartResponseError("no status to send")
+        self.head_sent = True
+        if self._style is HeadStyle.CGI:
+            lines = [f"Status: {status}\r\n"]
+        else:
+            lines = [f"{self._protocol} {status}\r\n"]
+        lines.extend(f"{name}: {value}\r\n" for name, value in self.headers)
+        lines.append("\r\n")
+        return "".join(lines).encode("latin-1")
+
+    def send_error(self, status: str, body: bytes, headers: Headers | None = None) -> None:
+        """Replace a not-yet-sent response with an error page (the gateway's 500)."""
+        if self.head_sent:
+            raise StartResponseError("cannot send an error page after the head was sent")
+        self.status = None
+        all_headers: Headers = [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+        ]
+        if headers:
+            all_headers.extend(headers)
+        self.start_response(status, all_headers)
+        self.write(body)
+        self.finish()
+
+
+
+def status_line(code: int) -> str:
+    """``"404 Not Found"`` for 404 (``"NNN Error"`` for a code without a standard phrase)."""
+    try:
+        return f"{code} {HTTPStatus(code).phrase}"
+    except ValueError:
+        return f"{code} Error"
+
+
+def send_status(
+    out: Callable[[bytes], object],
+    code: int,
+    *,
+    style: HeadStyle = HeadStyle.CGI,
+    protocol: str = "HTTP/1.1",
+    method: str = "GET",
+) -> None:
+    """A complete short plain-text response with status ``code``, e.g. a 400 for bad input."""
+    status = status_line(code)
+    Response(out, style=style, protocol=protocol, method=method).send_error(
+        status, f"{status}\n".encode("ascii")
+    )

@@ -1,0 +1,150 @@
+"""The vocabulary every codec shares.
+
+Inbound (``codec.next_event()`` returns one of these or ``NEED_DATA``):
+``RequestStarted`` once the parameter block is complete, then ``BodyData``
+chunks and one ``BodyEnd``; ``FilterData``/``FilterDataEnd`` for the FastCGI
+FILTER role's FCGI_DATA stream; ``RequestAborted`` when the peer gives a
+request up; ``ConnectionClosed`` once the peer closed its side cleanly.
+
+Outbound (``codec.send(event)`` returns the bytes to write): ``ResponseData``
+(raw response bytes: the head and body as the core rendered them),
+``ResponseErrorData`` (FastCGI STDERR; other protocols drop it), and
+``ResponseEnd``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Final
+
+__all__ = [
+    "Role",
+    "NEED_DATA",
+    "NeedData",
+    "RequestStarted",
+    "BodyData",
+    "BodyEnd",
+    "FilterData",
+    "FilterDataEnd",
+    "RequestAborted",
+    "ConnectionClosed",
+    "Event",
+    "ResponseData",
+    "ResponseErrorData",
+    "ResponseEnd",
+    "OutEvent",
+]
+
+
+class Role(IntEnum):
+    """FastCGI roles; every other protocol only knows RESPONDER."""
+
+    RESPONDER = 1
+    AUTHORIZER = 2
+    FILTER = 3
+
+
+class NeedData:
+    """Sentinel type: the codec needs more bytes before it can say anything."""
+
+    _instance: NeedData | None = None
+
+    def __new__(cls) -> NeedData:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA: Final = NeedData()
+
+Params = list[tuple[bytes, bytes]]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestStarted:
+    """A request's parameters, complete and in the order the server sent them.
+
+    ``params`` keeps duplicates; the core translator decides which wins.
+    ``script_name_in_path_info`` is set by codecs whose peer asked for the
+    SCRIPT_NAME prefix to be removed from PATH_INFO (uwsgi modifier1 30).
+    """
+
+    request_id: int
+    params: Params
+    keep_conn: bool = False
+    role: Role = Role.RESPONDER
+    script_name_in_path_info: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BodyData:
+    request_id: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BodyEnd:
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class FilterData:
+    request_id: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class FilterDataEnd:
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestAborted:
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The peer closed its sending side with no request left half-read."""
+
+
+Event = (
+    RequestStarted
+    | BodyData
+    | BodyEnd
+    | FilterData
+    | FilterDataEnd
+    | RequestAborted
+    | ConnectionClosed
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseData:
+    """Response bytes for one request (head and body, already rendered)."""
+
+    request_id: int
+    data: bytes | bytearray | memoryview
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseErrorData:
+    """Diagnostic text for the web server's error log (FastCGI FCGI_STDERR)."""
+
+    request_id: int
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseEnd:
+    """The response is complete. ``app_status`` is FastCGI's appStatus (0 = success)."""
+
+    request_id: int
+    app_status: int = 0
+
+
+OutEvent = ResponseData | ResponseErrorData | ResponseEnd

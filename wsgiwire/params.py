@@ -1,0 +1,27 @@
+"""Pure helpers on CGI parameters shared by the codecs and the core translator."""
+
+from __future__ import annotations
+
+from .errors import BadRequest
+
+__all__ = ["parse_content_length"]
+
+_DIGITS = frozenset(b"0123456789")
+
+
+def parse_content_length(raw: bytes | str | None) -> int | None:
+    """CONTENT_LENGTH as an int, or ``None`` when no length was declared.
+
+    Missing or empty means "no declared length". Anything but plain ASCII
+    digits is a 400: Python's ``int()`` would accept ``+1_0``, spaces and
+    non-ASCII digits, which no web server sends and a smuggler might.
+    """
+    if raw is None:
+        return None
+    data = raw.encode("latin-1") if isinstance(raw, str) else raw
+    if not data:
+        return None
+    if len(data) > 19 or not _DIGITS.issuperset(data):
+        shown = data[:40].decode("latin-1").encode("unicode_escape").decode("ascii")
+        raise BadRequest(f"malformed CONTENT_LENGTH {shown!r}")
+    return int(data)
