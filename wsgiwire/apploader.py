@@ -42,13 +42,15 @@ def load_app(spec: str | None, *, cwd: str | None = None) -> WSGIApp:
     call = attr.endswith("()")
     names = [attr[:-2] if call else attr] if attr else ["application", "app"]
     for name in names:
-        obj = module
+        obj: object = module
         try:
             for part in name.split("."):
                 obj = getattr(obj, part)
         except AttributeError:
             continue
         if call:
+            if not callable(obj):
+                raise AppLoadError(f"{module_name}:{name} is not a factory")
             obj = obj()
         if not callable(obj):
             raise AppLoadError(f"{module_name}:{name} is not callable (it is {type(obj).__name__})")

@@ -24,6 +24,7 @@ __all__ = [
     "LocalProtocolError",
     "LimitExceeded",
     "BadRequest",
+    "ClientDisconnected",
     "StartResponseError",
     "ResponseHeaderError",
 ]
@@ -102,3 +103,7 @@ class StartResponseError(WsgiwireError):
 
 class ResponseHeaderError(StartResponseError):
     """A status line or response header the application gave is invalid or unsafe."""
+
+
+class ClientDisconnected(WsgiwireError):
+    """The peer went away (or stalled past the write timeout) while a response was written."""
