@@ -34,7 +34,14 @@ def load_app(spec: str | None, *, cwd: str | None = None) -> WSGIApp:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        if exc.name is not None and module_name.startswith(exc.name):
+        # Only when the missing module is the one named (or a package on its
+        # dotted path): a missing dependency *inside* the user's module, even one
+        # whose name is a string prefix of it ("app" for "app_settings"), is the
+        # user's real error and propagates unchanged.
+        missing = exc.name
+        if missing is not None and (
+            module_name == missing or module_name.startswith(missing + ".")
+        ):
             raise AppLoadError(
                 f"cannot import module {module_name!r} (searched {directory} and sys.path)"
             ) from exc

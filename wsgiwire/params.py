@@ -18,7 +18,10 @@ def parse_content_length(raw: bytes | str | None) -> int | None:
     """
     if raw is None:
         return None
-    data = raw.encode("latin-1") if isinstance(raw, str) else raw
+    # A str may hold any character (a caller's own strings, or os.environ text
+    # with surrogate escapes): whatever is not latin-1 becomes "?" and is refused
+    # below, instead of escaping as a UnicodeEncodeError.
+    data = raw.encode("latin-1", "replace") if isinstance(raw, str) else raw
     if not data:
         return None
     if len(data) > 19 or not _DIGITS.issuperset(data):

@@ -9,12 +9,20 @@ Every protocol ends here, so each rule below is written once:
   a repeated header is joined, with ``"; "`` for Cookie and ``", "`` for the
   others, as Apache and lighttpd do themselves;
 * ``HTTP_PROXY`` is dropped (httpoxy): a client's ``Proxy:`` header must never
-  look like an outbound proxy setting;
+  look like an outbound proxy setting; ``HTTP_CONTENT_LENGTH`` and
+  ``HTTP_CONTENT_TYPE`` (nginx and lighttpd send them beside CONTENT_LENGTH and
+  CONTENT_TYPE) are dropped too: PEP 3333 servers expose only the CGI names,
+  ``wsgiref.validate`` rejects the HTTP_ ones, and a second, possibly different
+  length (nginx ``scgi_request_buffering off``) must not reach the app;
+* parameters never replace the server's own ``wsgi.*`` keys (a server's
+  ``SetEnv wsgi.errors x`` or ``cgi-fcgi`` forwarding its environment must not
+  turn ``wsgi.errors`` into a string);
 * ``wsgi.url_scheme`` comes from ``HTTPS`` (on/1/yes, any case) or
   ``REQUEST_SCHEME``, which only the server sets, never from a client header;
-* SCRIPT_NAME is never ``/`` and never ends in ``/``; a missing PATH_INFO is
-  derived from REQUEST_URI, percent-decoded, minus a SCRIPT_NAME prefix
-  compared in decoded form;
+* SCRIPT_NAME is never ``/`` and never ends in ``/`` (the slash moves to the
+  front of PATH_INFO, so SCRIPT_NAME + PATH_INFO still names the same path); a
+  missing PATH_INFO is derived from REQUEST_URI, percent-decoded to bytes (then
+  latin-1), minus a SCRIPT_NAME prefix compared in decoded form;
 * CONTENT_LENGTH must be plain digits (else :class:`~wsgiwire.errors.BadRequest`);
   an empty one is removed ("no declared length").
 """
@@ -32,7 +40,11 @@ __all__ = ["EnvironBuilder", "decode_request_path", "split_script_name"]
 
 _TRUE_FLAGS = frozenset({"on", "1", "yes", "true"})
 _JOINED_WITH_SEMICOLON = frozenset({"HTTP_COOKIE"})
-_DROPPED = frozenset({"HTTP_PROXY"})
+_DROPPED = frozenset({"HTTP_PROXY", "HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE"})
+# Keys only the server sets. Those in the builder's template are written back
+# after the params; these are set per request (or not at all) by the front-end.
+_SERVER_ONLY = frozenset({"wsgi.input", "wsgi.input_terminated", "wsgi.file_wrapper"})
+_REMOVED = tuple(_DROPPED | _SERVER_ONLY)
 
 Environ = dict[str, Any]
 
@@ -50,7 +62,14 @@ def decode_request_path(request_uri: str) -> str:
             path = path[slash:] if slash >= 0 else "/"
     if "%" not in path:
         return path
-    return unquote_to_bytes(path).decode("latin-1")
+    # The path is latin-1 text standing for raw bytes: turn it back into those
+    # bytes before decoding. (Given a str, unquote_to_bytes would encode it as
+    # UTF-8 and mangle any raw byte >= 0x80 the client sent unescaped.)
+    try:
+        raw = path.encode("latin-1")
+    except UnicodeEncodeError:  # not latin-1 text after all (build_from_strings misuse)
+        raw = path.encode("utf-8", "surrogateescape")
+    return unquote_to_bytes(raw).decode("latin-1")
 
 
 def split_script_name(script_name: str, path: str) -> str | None:
@@ -108,7 +127,7 @@ class EnvironBuilder:
         :func:`wsgiwire.core.body.attach_input` once it is complete.
         Raises :class:`~wsgiwire.errors.BadRequest` for a malformed CONTENT_LENGTH.
         """
-        env = self._template.copy()
+        env: Environ = {}
         setdefault_or_join = _merge
         for raw_name, raw_value in params:
             name = raw_name.decode("latin-1")
@@ -126,7 +145,7 @@ class EnvironBuilder:
         script_name_in_path_info: bool = False,
     ) -> tuple[Environ, int | None]:
         """As :meth:`build`, for parameters that are already latin-1 native strings."""
-        env = self._template.copy()
+        env: Environ = {}
         for name, value in params:
             if name in env and name.startswith("HTTP_"):
                 _merge(env, name, value)
@@ -135,8 +154,9 @@ class EnvironBuilder:
         return self._finish(env, script_name_in_path_info)
 
     def _finish(self, env: Environ, strip_prefix: bool) -> tuple[Environ, int | None]:
-        for name in _DROPPED:
+        for name in _REMOVED:
             env.pop(name, None)
+        env.update(self._template)  # after the params: they never replace wsgi.* keys
 
         length_text = env.get("CONTENT_LENGTH")
         content_length = parse_content_length(length_text)
@@ -182,20 +202,23 @@ def _fix_paths(env: Environ, strip_prefix: bool) -> None:
     script_name: str = env.get("SCRIPT_NAME", "")
     path_info: str | None = env.get("PATH_INFO")
 
-    if script_name.endswith("/"):
-        stripped = script_name.rstrip("/")
+    trailing_slash = script_name.endswith("/")
+    if trailing_slash:
+        # "/app/" + "x" names "/app/x": the slash moves to PATH_INFO.
+        script_name = script_name.rstrip("/")
         if path_info is not None and not path_info.startswith("/"):
             path_info = "/" + path_info
-        script_name = stripped
 
     if path_info is None:
         request_uri = env.get("REQUEST_URI")
+        rest = None
         if request_uri:
-            decoded = decode_request_path(request_uri)
-            rest = split_script_name(script_name, decoded)
-            path_info = rest if rest is not None else ""
-        else:
-            path_info = ""
+            rest = split_script_name(script_name, decode_request_path(request_uri))
+        if rest is None:
+            # No usable REQUEST_URI: SCRIPT_NAME "/" (or "/app/") alone still
+            # named a path ending in "/", so PATH_INFO keeps that slash.
+            rest = "/" if trailing_slash else ""
+        path_info = rest
     elif strip_prefix and script_name:
         rest = split_script_name(script_name, path_info)
         if rest is not None:

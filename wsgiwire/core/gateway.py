@@ -8,7 +8,10 @@ always calls the result's ``close()``, and maps failures:
 * after the head was sent the response is cut and ``call_app`` returns
   ``False`` so the front-end can signal it (FastCGI appStatus, closing the
   connection);
-* every failure is logged once, with the request's method and path.
+* every failure is logged once, with the request's method and path;
+* once the response is over, ``wsgi.input`` (a spooled body holds a temporary
+  file) is closed and ``wsgi.errors`` flushed (a last line without "\\n" is not
+  lost), whatever the app or a validator wrapped around them did.
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Protocol
 
-from ..errors import StartResponseError
-from .response import Response
+from ..errors import ClientDisconnected, StartResponseError
+from .response import Response, request_label
 
 __all__ = ["WSGIApp", "call_app", "FileWrapper", "ErrorStream", "request_label"]
 
@@ -98,14 +101,6 @@ class ErrorStream:
             self._pending = ""
 
 
-def request_label(environ: dict[str, Any]) -> str:
-    """``METHOD /script/path?query`` for log lines."""
-    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    query = environ.get("QUERY_STRING", "")
-    label = f"{environ.get('REQUEST_METHOD', '?')} {path or '/'}"
-    return f"{label}?{query}" if query else label
-
-
 _SERVER_ERROR = b"500 Internal Server Error\n"
 
 
@@ -118,6 +113,12 @@ def call_app(
 ) -> bool:
     """Run ``app`` for one request. True when the response went out complete."""
     result: Iterable[bytes] | None = None
+    # Held before the app runs: middleware (wsgiref.validate among them) may
+    # replace these keys with wrappers that must not be closed.
+    body = environ.get("wsgi.input")
+    errors = environ.get("wsgi.errors")
+    if response.environ is None:
+        response.environ = environ
     try:
         result = app(environ, response.start_response)
         # HEAD, 1xx, 204, 304 send no body: once the head is known, stop iterating.
@@ -128,6 +129,9 @@ def call_app(
                 if response.no_body:
                     break
         return response.finish()
+    except ClientDisconnected:
+        log.info("client went away during %s", request_label(environ))
+        return False
     except Exception as exc:  # the app's failure, whatever it is, is answered here
         return _fail(exc, environ, response, debug)
     finally:
@@ -138,6 +142,22 @@ def call_app(
                     close()
                 except Exception:
                     log.exception("error closing the response of %s", request_label(environ))
+        _end_request(body, errors)
+
+
+def _end_request(body: object, errors: object) -> None:
+    flush = getattr(errors, "flush", None)
+    if flush is not None:
+        try:
+            flush()
+        except Exception:
+            log.exception("error flushing wsgi.errors")
+    close = getattr(body, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            log.exception("error closing wsgi.input")
 
 
 def _fail(exc: Exception, environ: dict[str, Any], response: Response, debug: bool) -> bool:

@@ -13,7 +13,7 @@ under ``python -O``):
 * the head is rendered only when the first non-empty body chunk arrives (or
   the iterable ends), so an app can still replace it on error;
 * a declared Content-Length is enforced: extra bytes are never sent, a short
-  body is reported;
+  body is reported; two Content-Length headers that disagree are refused;
 * HEAD requests and 1xx/204/304 responses send no body.
 
 The head is either CGI style (``Status: 200 OK``) for CGI, FastCGI and SCGI,
@@ -29,12 +29,14 @@ from collections.abc import Callable
 from enum import Enum
 from http import HTTPStatus
 from types import TracebackType
+from typing import Any
 
 from ..errors import ResponseHeaderError, StartResponseError
 
 __all__ = [
     "HeadStyle",
     "Response",
+    "request_label",
     "ExcInfo",
     "send_status",
     "status_line",
@@ -54,6 +56,7 @@ _DIGITS_RE = re.compile(r"[0-9]{1,19}\Z")
 # The head and a first chunk up to this size go out as one piece (one record,
 # one send); larger chunks are passed on without copying.
 _COALESCE_MAX = 65536
+_HTTP_VERSIONS = frozenset({"HTTP/1.0", "HTTP/1.1"})
 _REFUSED_HEADERS = frozenset(
     {
         "connection",
@@ -68,6 +71,14 @@ _REFUSED_HEADERS = frozenset(
         "status",
     }
 )
+
+
+def request_label(environ: dict[str, Any]) -> str:
+    """``METHOD /script/path?query`` for log lines."""
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    query = environ.get("QUERY_STRING", "")
+    label = f"{environ.get('REQUEST_METHOD', '?')} {path or '/'}"
+    return f"{label}?{query}" if query else label
 
 
 class HeadStyle(Enum):
@@ -116,7 +127,8 @@ class Response:
 
     ``out`` receives raw response bytes (head first). ``method`` is the
     request method (HEAD sends no body). ``protocol`` is the HTTP version for
-    the HTTP head style.
+    the HTTP head style. ``environ`` (optional; :func:`~wsgiwire.core.gateway.call_app`
+    fills it in) names the request in log lines, e.g. ``GET /app/x``.
     """
 
     __slots__ = (
@@ -131,6 +143,7 @@ class Response:
         "sent",
         "no_body",
         "overflowed",
+        "environ",
     )
 
     def __init__(
@@ -140,10 +153,14 @@ class Response:
         method: str = "GET",
         style: HeadStyle = HeadStyle.CGI,
         protocol: str = "HTTP/1.1",
+        environ: dict[str, Any] | None = None,
     ) -> None:
         self._out = out
+        self.environ = environ
         self._style = style
-        self._protocol = protocol if protocol.startswith("HTTP/1.") else "HTTP/1.1"
+        # Only the two versions a status line can carry; anything else (HTTP/2.0 from
+        # an h2 front, or a value with CR/LF in it) must not reach the wire.
+        self._protocol = protocol if protocol in _HTTP_VERSIONS else "HTTP/1.1"
         self._head_request = method == "HEAD"
         self.status: str | None = None
         self.headers: Headers = []
@@ -175,6 +192,11 @@ class Response:
             if name.lower() == "content-length":
                 if not _DIGITS_RE.match(value):
                     raise ResponseHeaderError(f"invalid Content-Length {value[:40]!r}")
+                if content_length is not None and int(value) != content_length:
+                    # The web server would have to guess which one frames the body.
+                    raise ResponseHeaderError(
+                        f"conflicting Content-Length headers ({content_length} and {value})"
+                    )
                 content_length = int(value)
         code = int(status[:3])
         self.status = status
@@ -204,8 +226,10 @@ class Response:
         if limit is not None and self.sent + len(data) > limit:
             if not self.overflowed:
                 log.warning(
-                    "application sent more than its Content-Length %d; extra bytes dropped",
+                    "application sent more than its Content-Length %d in %s; "
+                    "extra bytes dropped",
                     limit,
+                    self._label(),
                 )
             self.overflowed = True
             data = data[: limit - self.sent]
@@ -238,12 +262,17 @@ class Response:
             and self.sent < self.content_length
         ):
             log.warning(
-                "application sent %d bytes but declared Content-Length %d",
+                "application sent %d bytes but declared Content-Length %d in %s; "
+                "response cut short",
                 self.sent,
                 self.content_length,
+                self._label(),
             )
             return False
         return True
+
+    def _label(self) -> str:
+        return request_label(self.environ) if self.environ is not None else "a request"
 
     # -- rendering ----------------------------------------------------------
     def _render_head(self) -> bytes:
@@ -273,7 +302,6 @@ class Response:
         self.start_response(status, all_headers)
         self.write(body)
         self.finish()
-
 
 
 def status_line(code: int) -> str:
