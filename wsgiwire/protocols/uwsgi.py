@@ -76,7 +76,7 @@ from ..errors import LimitExceeded, RemoteProtocolError
 from ..events import Params
 from ..limits import DEFAULT_LIMITS, Limits
 from ..params import parse_content_length
-from .scgi import OneShotConnection, check_pair_limits
+from ._oneshot import OneShotConnection, check_pair_limits
 
 __all__ = [
     "MODIFIER1_WSGI",

@@ -1,0 +1,320 @@
+"""What the one-request-per-connection codecs (SCGI, uwsgi) share.
+
+:class:`OneShotConnection` frames the body by the declared CONTENT_LENGTH,
+reports EOF, keeps the ERROR state and passes response bytes through; a
+subclass only parses its request head. ``check_pair_limits`` applies the
+count, name and value limits to decoded pairs.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Final
+
+from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
+from ..events import (
+    NEED_DATA,
+    BodyData,
+    BodyEnd,
+    ConnectionClosed,
+    Event,
+    NeedData,
+    OutEvent,
+    Params,
+    RequestStarted,
+    ResponseData,
+    ResponseEnd,
+    ResponseErrorData,
+    Role,
+)
+from ..limits import DEFAULT_LIMITS, Limits
+from ._buffer import ReceiveBuffer
+
+__all__ = ["OneShotConnection", "check_pair_limits", "shown"]
+
+
+# Connection states (one request per connection).
+_HEAD: Final = 0  # reading the request head (SCGI netstring, uwsgi header and vars)
+_BODY: Final = 1  # RequestStarted emitted; body bytes still expected
+_DONE: Final = 2  # BodyEnd emitted (or queued); later bytes are discarded
+
+
+def shown(data: bytes | bytearray) -> str:
+    """Up to 40 bytes of ``data`` for an error message (never raises)."""
+    text = bytes(data[:40]).decode("latin-1").encode("unicode_escape").decode("ascii")
+    return text + ("..." if len(data) > 40 else "")
+
+
+def check_pair_limits(pairs: Params, names: list[bytes], limits: Limits, block_size: int) -> None:
+    """Apply the count, name and value limits to decoded pairs (all 431).
+
+    ``block_size`` is the size of the block they were decoded from: a limit
+    it does not exceed cannot be hit by any one name or value, which spares
+    the checks for every ordinary request. Otherwise they run over whole
+    lists in C (``max(map(len, ...))``).
+    """
+    if len(pairs) > limits.max_param_count:
+        raise LimitExceeded(
+            "max_param_count", len(pairs), limits.max_param_count, status_hint=431, request_id=0
+        )
+    if block_size > limits.max_name_length:
+        longest = max(map(len, names), default=0)
+        if longest > limits.max_name_length:
+            raise LimitExceeded(
+                "max_name_length", longest, limits.max_name_length, status_hint=431, request_id=0
+            )
+    if block_size > limits.max_value_length:
+        longest = max((len(value) for _, value in pairs), default=0)
+        if longest > limits.max_value_length:
+            raise LimitExceeded(
+                "max_value_length", longest, limits.max_value_length, status_hint=431, request_id=0
+            )
+
+
+class OneShotConnection:
+    """Server side of one connection that carries exactly one request (SCGI, uwsgi).
+
+    Subclasses parse the request head in :meth:`_parse_head` and call
+    :meth:`_start`; this class frames the body by the declared length, reports
+    EOF, keeps the ERROR state and passes response bytes through.
+
+    Feed it what the socket gives with :meth:`receive_data` (``b""`` for EOF),
+    then call :meth:`next_event` until it returns ``NEED_DATA``: one
+    ``RequestStarted`` (request id 0), ``BodyData`` chunks as they arrive, one
+    ``BodyEnd``; after that only ``NEED_DATA``, or ``ConnectionClosed`` once
+    the peer closed its side.
+
+    Any ``RemoteProtocolError`` (including ``LimitExceeded`` and
+    ``BadRequest``) from :meth:`next_event` carries ``request_id=0`` and puts
+    the connection in an ERROR state: every later call raises again and
+    ``should_close`` is true, but :meth:`send` still works, so the front-end
+    can write the error reply (400, 413, 431, 501) before it closes.
+    """
+
+    __slots__ = (
+        "_body_received",
+        "_buffer",
+        "_declared",
+        "_discarded",
+        "_eof",
+        "_ended",
+        "_error",
+        "_events",
+        "_limits",
+        "_received",
+        "_remaining",
+        "_state",
+    )
+
+    protocol_name = "?"
+
+    def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
+        self._limits = limits
+        self._buffer = ReceiveBuffer()
+        self._events: deque[Event] = deque()
+        self._state = _HEAD
+        self._declared = 0  # CONTENT_LENGTH of the request (0 when none declared)
+        self._remaining = 0  # body bytes still expected
+        self._body_received = 0
+        self._discarded = 0  # bytes received after the body (or refused with it)
+        self._received = False  # any byte received at all
+        self._eof = False
+        self._ended = False  # ResponseEnd sent
+        self._error: RemoteProtocolError | None = None
+
+    # --- Inbound ---------------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Add bytes read from the web server; ``b""`` means it closed its side (EOF).
+
+        Body bytes are handed on as they come (no buffering once the head is
+        parsed); bytes past the declared body are counted and dropped. Data
+        arriving after an error is dropped: nothing more will be parsed.
+        Data after EOF is a ``LocalProtocolError`` (the caller's bug).
+        """
+        if self._eof:
+            if data and self._error is None:
+                raise LocalProtocolError("received data after the end of the stream")
+            return
+        if not data:
+            self._eof = True
+            return
+        if self._error is not None:
+            return
+        if type(data) is not bytes:
+            data = bytes(data)  # a copy: the caller may reuse its buffer
+        self._received = True
+        state = self._state
+        if state == _BODY:
+            self._feed_body(data)
+        elif state == _DONE:
+            self._discarded += len(data)
+        else:
+            self._buffer.append(data)
+
+    def next_event(self) -> Event | NeedData:
+        """The next event, or ``NEED_DATA`` until more bytes arrive.
+
+        Raises ``RemoteProtocolError`` (``LimitExceeded``, ``BadRequest``) when
+        the web server breaks the protocol; the error has ``request_id=0`` and
+        the ``status_hint`` of the reply it deserves.
+        """
+        error = self._error
+        if error is not None:
+            raise RemoteProtocolError(
+                f"connection is in ERROR state after: {error.msg}",
+                status_hint=error.status_hint,
+                request_id=0,
+            )
+        events = self._events
+        if events:
+            return events.popleft()
+        try:
+            state = self._state
+            if state == _HEAD:
+                if self._buffer and self._parse_head():
+                    return events.popleft()
+                if self._eof:
+                    if not self._received:
+                        return ConnectionClosed()
+                    raise RemoteProtocolError(
+                        f"connection closed in the middle of the {self.protocol_name} "
+                        f"request head ({self._head_progress()})"
+                    )
+                return NEED_DATA
+            if self._eof:
+                if state == _BODY:
+                    raise RemoteProtocolError(
+                        f"connection closed after {self._body_received} of "
+                        f"{self._declared} body bytes"
+                    )
+                return ConnectionClosed()
+            return NEED_DATA
+        except RemoteProtocolError as exc:
+            # Every error here belongs to the one request of the connection.
+            exc.request_id = 0
+            self._error = exc
+            raise
+
+    def _parse_head(self) -> bool:
+        """Parse the head from ``self._buffer`` if it is complete; ``True`` once
+        :meth:`_start` was called. Raises ``RemoteProtocolError`` as soon as the
+        bytes so far cannot be a valid head."""
+        raise NotImplementedError
+
+    def _head_progress(self) -> str:
+        """What was read of the head, for the EOF error message."""
+        return f"{len(self._buffer)} bytes received"
+
+    def _start(self, params: Params, content_length: int, script_name_in_path_info: bool) -> None:
+        """Queue ``RequestStarted`` and move the buffered bytes on as body."""
+        limits = self._limits
+        if content_length > limits.max_body_size:
+            raise LimitExceeded(
+                "max_body_size", content_length, limits.max_body_size, status_hint=413, request_id=0
+            )
+        self._events.append(
+            RequestStarted(0, params, False, Role.RESPONDER, script_name_in_path_info)
+        )
+        self._declared = self._remaining = content_length
+        buffer = self._buffer
+        if not content_length:
+            self._discarded += len(buffer)
+            buffer.skip(len(buffer))
+            self._events.append(BodyEnd(0))
+            self._state = _DONE
+            return
+        self._state = _BODY
+        if buffer:
+            self._feed_body(bytes(buffer))
+            buffer.skip(len(buffer))
+
+    def _feed_body(self, data: bytes) -> None:
+        """Emit ``data`` as body, up to the declared length; drop the rest."""
+        remaining = self._remaining
+        size = len(data)
+        if size > remaining:
+            self._discarded += size - remaining
+            data = data[:remaining]
+            size = remaining
+        self._events.append(BodyData(0, data))
+        self._body_received += size
+        remaining -= size
+        self._remaining = remaining
+        if not remaining:
+            self._events.append(BodyEnd(0))
+            self._state = _DONE
+
+    # --- Outbound --------------------------------------------------------------
+
+    def send(self, event: OutEvent) -> bytes:
+        """The bytes to write for one response event.
+
+        * ``ResponseData``: the data itself, untouched (the core rendered the head);
+        * ``ResponseErrorData``: ``b""`` (these protocols have no error channel;
+          the front-end logs it);
+        * ``ResponseEnd``: ``b""``; the response is complete, ``should_close``
+          becomes true (closing the connection is how the response ends).
+
+        Raises ``LocalProtocolError`` for a request id other than 0, before
+        the request started (unless the connection is in ERROR state and the
+        error reply is being written), or after ``ResponseEnd``.
+        """
+        chunks = self.send_chunks(event)
+        if not chunks:
+            return b""
+        chunk = chunks[0]
+        return chunk if type(chunk) is bytes else bytes(chunk)
+
+    def send_chunks(self, event: OutEvent) -> list[bytes | memoryview]:
+        """Like :meth:`send`, as a list of buffers for ``socket.sendmsg`` (no copy).
+
+        ``ResponseData`` gives ``[data]`` (a ``bytearray`` or a
+        multi-byte-format ``memoryview`` as a flat byte ``memoryview`` of it),
+        or ``[]`` for empty data.
+        """
+        if event.request_id != 0:
+            raise LocalProtocolError(
+                f"{self.protocol_name} has one request per connection, with id 0, "
+                f"not {event.request_id}"
+            )
+        if self._ended:
+            raise LocalProtocolError("the response was already ended with ResponseEnd")
+        if self._state == _HEAD and self._error is None:
+            raise LocalProtocolError("no request has started on this connection yet")
+        kind = type(event)
+        if kind is ResponseData:
+            data: Any = event.data  # type: ignore[union-attr]
+            if type(data) is bytes:
+                return [data] if data else []
+            view = memoryview(data)
+            if not view.nbytes:
+                return []
+            if not view.c_contiguous:
+                return [view.tobytes()]
+            if view.ndim != 1 or view.itemsize != 1:
+                view = view.cast("B")
+            return [view]
+        if kind is ResponseEnd:
+            self._ended = True
+            return []
+        if kind is ResponseErrorData:
+            return []
+        raise LocalProtocolError(f"cannot send {event!r} over {self.protocol_name}")
+
+    def data_to_send(self) -> bytes:
+        """Always ``b""``: these protocols have no housekeeping of their own.
+
+        Kept so every codec offers the runtime the same calls.
+        """
+        return b""
+
+    @property
+    def should_close(self) -> bool:
+        """True after ``ResponseEnd``, after EOF, or after a protocol error."""
+        return self._ended or self._eof or self._error is not None
+
+    @property
+    def discarded_bytes(self) -> int:
+        """Bytes received past the declared body and dropped (for the log)."""
+        return self._discarded
