@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Any
 from wsgiref.validate import validator
 
-import pytest
-
 from wsgiwire import demo
 from wsgiwire.adapters.cgi import CGIGateway
 
@@ -86,11 +84,6 @@ def test_describe() -> None:
     assert info["cgi"] == {"PATH_INFO": "/p", "REQUEST_METHOD": "GET"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="demo.describe() calls wsgi.input.read() without a size, which PEP 3333 does "
-    "not promise and wsgiref.validate refuses; fix proposed in the core-tests report",
-)
 def test_demo_under_the_validator() -> None:
     status, _, payload = cgi(validator(demo.app), "/v", "format=json", "POST", b"abc")
     assert status == "Status: 200 OK"

@@ -7,13 +7,17 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .apploader import AppLoadError, load_app
 
+if TYPE_CHECKING:
+    from .adapters.runtime import ProtocolDriver
+
 __all__ = ["build_parser", "main"]
 
-SOCKET_PROTOCOLS = ("fastcgi",)
+SOCKET_PROTOCOLS = ("fastcgi", "scgi", "uwsgi")
 PROTOCOLS = ("cgi", *SOCKET_PROTOCOLS)
 
 
@@ -37,6 +41,14 @@ def _add_serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow", action="append", metavar="ADDR",
                         help="TCP peers allowed to connect (repeatable; default: "
                         "FCGI_WEB_SERVER_ADDRS if set, else anyone who can reach the socket)")
+    parser.add_argument("--mount", metavar="PREFIX",
+                        help="the app's mount prefix: SCRIPT_NAME becomes PREFIX and PATH_INFO "
+                        "the rest of the request path, whatever the server sent")
+    parser.add_argument("--role", action="append", choices=("responder", "authorizer", "filter"),
+                        help="FastCGI roles to accept (repeatable; default: responder). "
+                        "Apache mod_authnz_fcgi needs authorizer")
+    parser.add_argument("--trust-uwsgi-scheme", action="store_true",
+                        help="uwsgi: let the UWSGI_SCHEME variable set wsgi.url_scheme")
     parser.add_argument("--debug", action="store_true",
                         help="show tracebacks in error responses (never in production)")
     parser.add_argument("--log-level", default="info",
@@ -62,11 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     request = sub.add_parser(
         "request", help="send one request to a backend and show exactly what it answers",
-        description="Send one request to a FastCGI backend as a web server would, and print "
-        "the response exactly as the backend sent it.",
+        description="Send one request to a FastCGI, SCGI or uwsgi backend as a web server "
+        "would, and print the response exactly as the backend sent it.",
     )
-    request.add_argument("url", help="fastcgi://HOST:PORT/path?query or "
-                         "fastcgi+unix:///path/to.sock/path")
+    request.add_argument("url", help="fastcgi://HOST:PORT/path?query, "
+                         "fastcgi+unix:///path/to.sock/path; also scgi://, uwsgi://")
     request.add_argument("-X", "--method", default=None, help="request method (default GET)")
     request.add_argument("-H", "--header", action="append", default=[], metavar="NAME: VALUE")
     request.add_argument("-d", "--data", help="request body; @FILE reads a file, @- stdin")
@@ -78,11 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     request.add_argument("--timeout", type=float, default=30.0)
 
     demo = sub.add_parser(
-        "demo", help="run the built-in demo application",
-        description="Run the demo application for one request through the CGI front-end and "
-        "print the response exactly as a web server would receive it.",
+        "demo", help="run the built-in demo application over FastCGI",
+        description="Serve the demo application over FastCGI on a private unix socket, with "
+        "a small HTTP front on loopback standing in for nginx, so a browser can see what "
+        "the application receives.",
     )
-    demo.add_argument("--path", default="/", help="request path (default: /)")
+    demo.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
+    demo.add_argument("--once", metavar="PATH",
+                      help="send one request for PATH over FastCGI, print the raw answer, exit")
     return parser
 
 
@@ -106,7 +121,6 @@ def _serve(args: argparse.Namespace) -> int:
 
         return 0 if run(app, debug=args.debug) else 1
 
-    from .adapters.fastcgi import FastCGIDriver
     from .adapters.listeners import (
         BindError,
         PeerFilter,
@@ -135,9 +149,15 @@ def _serve(args: argparse.Namespace) -> int:
     for sock in listeners:
         log.info("wsgiwire %s serving %s on %s", __version__, args.protocol,
                  sock.getsockname() or "an inherited socket")
+    if args.mount:
+        from .middleware.mount import MountPrefix
+
+        app = MountPrefix(app, args.mount)
+    owned = [spec.path for spec in map(parse_bind, args.bind or ()) if spec.kind == "unix"]
     config = ServerConfig(
         app=app,
-        driver=FastCGIDriver(),
+        owned_paths=owned,
+        driver=_driver(args),
         listeners=listeners,
         workers=args.workers,
         threads=args.threads,
@@ -147,13 +167,29 @@ def _serve(args: argparse.Namespace) -> int:
     return Server(config).serve()
 
 
+def _driver(args: argparse.Namespace) -> ProtocolDriver:
+    if args.protocol == "scgi":
+        from .adapters.scgi import SCGIDriver
+
+        return SCGIDriver()
+    if args.protocol == "uwsgi":
+        from .adapters.uwsgi import UWSGIDriver
+
+        return UWSGIDriver(trust_uwsgi_scheme=args.trust_uwsgi_scheme)
+    from .adapters.fastcgi import FastCGIDriver
+    from .events import Role
+
+    roles = [Role[name.upper()] for name in args.role or ("responder",)]
+    return FastCGIDriver(roles)
+
+
 def _request(args: argparse.Namespace) -> int:
     from .client import (
         ClientError,
         build_params,
         fastcgi_get_values,
-        fastcgi_request,
         parse_target,
+        send_request,
     )
 
     try:
@@ -188,7 +224,7 @@ def _request(args: argparse.Namespace) -> int:
             target, method=method, headers=headers, body_length=len(body),
             script_name=args.script_name, extra=[(k, v) for k, v in extra],
         )
-        reply = fastcgi_request(target, params, body, timeout=args.timeout)
+        reply = send_request(target, params, body, timeout=args.timeout)
     except (ClientError, OSError) as exc:
         print(f"wsgiwire: {exc}", file=sys.stderr)
         return 1
@@ -196,6 +232,8 @@ def _request(args: argparse.Namespace) -> int:
     sys.stdout.buffer.flush()
     if reply.stderr:
         sys.stderr.buffer.write(reply.stderr)
+    if target.protocol != "fastcgi":
+        return 0 if reply.status < 500 else 1
     print(
         f"\n-- FCGI_END_REQUEST appStatus={reply.app_status} "
         f"protocolStatus={reply.protocol_status}",
@@ -205,24 +243,62 @@ def _request(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .adapters.cgi import run
-    from .demo import app
+    import shutil
+    import signal
+    import subprocess
+    import tempfile
+    import time
 
-    path, _, query = args.path.partition("?")
-    os.environ.update(
-        {
-            "GATEWAY_INTERFACE": "CGI/1.1",
-            "REQUEST_METHOD": "GET",
-            "SCRIPT_NAME": "",
-            "PATH_INFO": path,
-            "QUERY_STRING": query,
-            "SERVER_NAME": "localhost",
-            "SERVER_PORT": "80",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "SERVER_SOFTWARE": f"wsgiwire-demo/{__version__}",
-        }
+    from .client import ClientError, build_params, fastcgi_request, parse_target
+
+    _configure_logging("info")
+    run_dir = tempfile.mkdtemp(prefix="wsgiwire-demo-")
+    sock_path = os.path.join(run_dir, "demo.sock")
+    backend = subprocess.Popen(
+        [sys.executable, "-m", "wsgiwire", "serve", "wsgiwire.demo:app",
+         "--bind", f"unix:{sock_path}", "--log-level", "warning"],
     )
-    return 0 if run(app) else 1
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock_path):
+            if backend.poll() is not None or time.monotonic() > deadline:
+                print("wsgiwire: the demo backend did not start", file=sys.stderr)
+                return 1
+            time.sleep(0.02)
+        if args.once is not None:
+            target = parse_target(f"fastcgi+unix://{sock_path}{args.once}")
+            try:
+                reply = fastcgi_request(target, build_params(target))
+            except ClientError as exc:
+                print(f"wsgiwire: {exc}", file=sys.stderr)
+                return 1
+            sys.stdout.buffer.write(reply.raw)
+            sys.stdout.flush()
+            return 0 if reply.app_status == 0 else 1
+        from .adapters.httpbridge import HTTPBridge
+
+        def interrupt(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, interrupt)
+        bridge = HTTPBridge(("127.0.0.1", args.port), sock_path)
+        print(f"wsgiwire demo: open http://127.0.0.1:{bridge.server_port}/ "
+              "(the demo app over FastCGI; Ctrl-C stops)", flush=True)
+        try:
+            bridge.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            bridge.server_close()
+        return 0
+    finally:
+        backend.terminate()
+        try:
+            backend.wait(10)
+        except subprocess.TimeoutExpired:
+            backend.kill()
+            backend.wait()
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

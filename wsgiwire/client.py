@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes, urlsplit
@@ -30,6 +31,7 @@ from .protocols.fastcgi import (
 )
 
 __all__ = [
+    "ClientError",
     "Reply",
     "Target",
     "build_params",
@@ -37,6 +39,9 @@ __all__ = [
     "fastcgi_request",
     "parse_head",
     "parse_target",
+    "scgi_request",
+    "send_request",
+    "uwsgi_request",
 ]
 
 Pairs = list[tuple[bytes, bytes]]
@@ -292,3 +297,56 @@ def fastcgi_get_values(
             if not data:
                 break
     raise ClientError("no FCGI_GET_VALUES_RESULT before the connection closed")
+
+
+def _stream_exchange(target: Target, head: bytes, body: bytes | Iterable[bytes],
+                     timeout: float) -> Reply:
+    with target.connect(timeout) as conn:
+        conn.sendall(head)
+        chunks = [body] if isinstance(body, (bytes, bytearray)) else body
+        for chunk in chunks:
+            if chunk:
+                conn.sendall(chunk)
+        raw = b"".join(_recv_all(conn))
+    if not raw:
+        raise ClientError("the backend closed the connection without answering")
+    status, reason, headers, content = parse_head(raw)
+    return Reply(raw=raw, status=status, reason=reason, headers=headers, body=content,
+                 closed_by_backend=True)
+
+
+def encode_scgi(params: Pairs) -> bytes:
+    """An SCGI request head: the netstring of NUL-terminated names and values."""
+    block = b"".join(name + b"\0" + value + b"\0" for name, value in params)
+    return str(len(block)).encode("ascii") + b":" + block + b","
+
+
+def encode_uwsgi(params: Pairs, modifier1: int = 0, modifier2: int = 0) -> bytes:
+    """A uwsgi request head: the 4-byte header and the vars block."""
+    pack = struct.Struct("<H").pack
+    block = b"".join(pack(len(k)) + k + pack(len(v)) + v for k, v in params)
+    if len(block) > 0xFFFF:
+        raise ClientError(f"uwsgi vars block of {len(block)} bytes exceeds 65535")
+    return struct.pack("<BHB", modifier1, len(block), modifier2) + block
+
+
+def scgi_request(target: Target, params: Pairs, body: bytes | Iterable[bytes] = b"",
+                 *, timeout: float = 30.0) -> Reply:
+    """One SCGI request (``params`` must start with CONTENT_LENGTH and hold SCGI=1)."""
+    return _stream_exchange(target, encode_scgi(params), body, timeout)
+
+
+def uwsgi_request(target: Target, params: Pairs, body: bytes | Iterable[bytes] = b"",
+                  *, timeout: float = 30.0, modifier1: int = 0) -> Reply:
+    """One uwsgi request."""
+    return _stream_exchange(target, encode_uwsgi(params, modifier1), body, timeout)
+
+
+def send_request(target: Target, params: Pairs, body: bytes = b"",
+                 *, timeout: float = 30.0) -> Reply:
+    """One request over whichever protocol ``target`` names."""
+    if target.protocol == "scgi":
+        return scgi_request(target, params, body, timeout=timeout)
+    if target.protocol == "uwsgi":
+        return uwsgi_request(target, params, body, timeout=timeout)
+    return fastcgi_request(target, params, body, timeout=timeout)

@@ -14,6 +14,7 @@ import html
 import json
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 
 __all__ = ["app", "describe"]
 
@@ -21,7 +22,14 @@ __all__ = ["app", "describe"]
 
 def describe(environ: dict[str, Any]) -> dict[str, Any]:
     """What the app received: CGI variables, wsgi.* flags, the body's size and digest."""
-    body = environ["wsgi.input"].read()
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH")
+    if length:
+        body = stream.read(int(length))
+    elif environ.get("wsgi.input_terminated"):
+        body = b"".join(iter(lambda: stream.read(65536), b""))
+    else:
+        body = b""
     cgi = {
         k: v for k, v in sorted(environ.items()) if isinstance(v, str) and "." not in k
     }
@@ -46,7 +54,7 @@ def app(
 ) -> Iterable[bytes]:
     """The demo WSGI application."""
     info = describe(environ)
-    if "format=json" in environ.get("QUERY_STRING", ""):
+    if "json" in parse_qs(environ.get("QUERY_STRING", "")).get("format", ()):
         payload = json.dumps(info, indent=1, sort_keys=True).encode("utf-8")
         ctype = "application/json"
     else:

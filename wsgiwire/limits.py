@@ -51,6 +51,12 @@ MAX_REQUESTS_PER_CONNECTION = 16
 # pm.max_children; we report the accept limit of one worker.
 MAX_CONNECTIONS = 1024
 
+# Requests waiting for a free app thread (``--threads``), per worker. Each
+# waits with its connection paused; past this many the request is refused at
+# once (FCGI_OVERLOADED / 503) rather than queued without bound. uWSGI's listen
+# queue is 100 by default, gunicorn's backlog 2048, waitress's backlog 1024.
+MAX_QUEUED_REQUESTS = 1024
+
 # Timeouts. nginx client_header_timeout and client_body_timeout are 60 s,
 # keepalive_timeout 75 s, send_timeout 60 s; gunicorn's keepalive is 2 s and
 # its worker timeout 30 s. The web server in front already enforces its own,
@@ -77,6 +83,7 @@ class Limits:
     spool_threshold: int = SPOOL_THRESHOLD
     max_requests_per_connection: int = MAX_REQUESTS_PER_CONNECTION
     max_connections: int = MAX_CONNECTIONS
+    max_queued_requests: int = MAX_QUEUED_REQUESTS
     header_timeout: float = HEADER_TIMEOUT
     body_idle_timeout: float = BODY_IDLE_TIMEOUT
     keepalive_timeout: float = KEEPALIVE_TIMEOUT

@@ -301,12 +301,6 @@ def test_run_malformed_content_length_is_status_400(tmp_path: Path) -> None:
     assert done.stdout.endswith(b"400 Bad Request\n")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="adapters/cgi.py _environ_bytes: without os.environb (Windows) it encodes "
-    "os.environ as latin-1 and crashes on any other character (IIS decodes URLs as "
-    "UTF-8); fix proposed in the core-tests report",
-)
 def test_environ_without_environb_survives_non_latin1(monkeypatch: pytest.MonkeyPatch) -> None:
     from wsgiwire.adapters import cgi
 

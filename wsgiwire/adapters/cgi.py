@@ -48,10 +48,19 @@ def _environ_bytes() -> Mapping[bytes, bytes]:
     environb = getattr(os, "environb", None)
     if environb is not None:
         return dict(environb)
-    return {
-        k.encode("latin-1", "surrogateescape"): v.encode("latin-1", "surrogateescape")
-        for k, v in os.environ.items()
-    }
+    # Windows has a text environment: IIS decoded the request as UTF-8, other
+    # servers pass bytes as latin-1 (wsgiref.handlers.read_environ's choice).
+    iis = os.environ.get("SERVER_SOFTWARE", "").lower().startswith("microsoft-iis/")
+
+    def raw(text: str) -> bytes:
+        if not iis:
+            try:
+                return text.encode("latin-1")
+            except UnicodeEncodeError:
+                pass
+        return text.encode("utf-8", "surrogateescape")
+
+    return {raw(k): raw(v) for k, v in os.environ.items()}
 
 
 class CGIGateway:
@@ -85,7 +94,11 @@ class CGIGateway:
                 _read_to_eof(stdin, body)
             attach_input(environ, body.finish(), terminated=declared is None)
         except ProtocolError as exc:
-            log.warning("bad CGI request: %s", exc.msg)
+            method = params.get(b"REQUEST_METHOD", b"?").decode("latin-1")
+            path = (params.get(b"SCRIPT_NAME", b"") + params.get(b"PATH_INFO", b"")).decode(
+                "latin-1"
+            )
+            log.warning("bad CGI request %s %s: %s", method, path or "/", exc.msg)
             send_status(stdout.write, exc.status_hint)
             stdout.flush()
             return False

@@ -16,8 +16,6 @@ runs once as a CGI program, so ``python app.fcgi`` in a shell prints the page
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -27,14 +25,9 @@ from ..events import Role
 from ..limits import DEFAULT_LIMITS, Limits
 from ..protocols.fastcgi import FCGI_OVERLOADED, FastCGIConnection
 from . import cgi
-from .listeners import (
-    BindSpec,
-    PeerFilter,
-    inherited_fd0,
-    open_listener,
-    parse_bind,
-)
-from .runtime import Codec, Server, ServerConfig
+from ._flupserver import FlupServerBase
+from .listeners import inherited_fd0
+from .runtime import Buffer, Codec, ServerConfig
 
 __all__ = [
     "FCGI_AUTHORIZER",
@@ -44,17 +37,9 @@ __all__ = [
     "WSGIServer",
 ]
 
-log = logging.getLogger("wsgiwire")
-
 FCGI_RESPONDER = int(Role.RESPONDER)
 FCGI_AUTHORIZER = int(Role.AUTHORIZER)
 FCGI_FILTER = int(Role.FILTER)
-
-# flup keyword arguments that tune its own thread/process pools; accepted so
-# old scripts keep working, mapped where there is an equivalent.
-_FLUP_POOL_KWARGS = frozenset(
-    {"minSpare", "maxSpare", "maxChildren", "maxRequests", "maxThreads", "minThreads"}
-)
 
 
 class FastCGIDriver:
@@ -62,6 +47,7 @@ class FastCGIDriver:
 
     name = "fastcgi"
     head_style = HeadStyle.CGI
+    raw_body = False  # the body travels in FCGI_STDOUT records: no sendfile
 
     def __init__(self, roles: Iterable[Role] = (Role.RESPONDER,)) -> None:
         self.roles = tuple(roles)
@@ -75,31 +61,20 @@ class FastCGIDriver:
             max_reqs=config.limits.max_requests_per_connection,
         )
 
-    def overload_reply(self, codec: Codec, request_id: int) -> bytes:
-        assert isinstance(codec, FastCGIConnection)
-        return codec.reject(request_id, FCGI_OVERLOADED)
+    def overload_reply(self, codec: Codec, request_id: int) -> list[Buffer]:
+        if not isinstance(codec, FastCGIConnection):
+            raise TypeError("FastCGIDriver drives FastCGIConnection codecs only")
+        return [codec.reject(request_id, FCGI_OVERLOADED)]
 
 
-def _bind_spec(bind_address: object) -> BindSpec:
-    if isinstance(bind_address, str):
-        return parse_bind(bind_address if ":" in bind_address else f"unix:{bind_address}")
-    if isinstance(bind_address, tuple) and len(bind_address) == 2:
-        host, port = bind_address
-        return BindSpec("tcp", host=str(host) or "127.0.0.1", port=int(port))
-    raise TypeError(f"bindAddress must be a path or a (host, port) tuple, not {bind_address!r}")
+class WSGIServer(FlupServerBase):
+    """flup's ``flup.server.fcgi.WSGIServer``, on wsgiwire's runtime.
 
-
-class WSGIServer:
-    """flup's ``flup.server.fcgi.WSGIServer``, reimplemented on wsgiwire's runtime.
-
-    Accepted arguments follow flup: ``application``, ``environ`` (defaults
-    for keys the web server does not send; unlike flup they never override a
-    request's own params), ``multithreaded``, ``multiprocess``,
-    ``bindAddress`` (``None``: fd 0 or CGI; a path: unix socket; a
-    ``(host, port)`` tuple: TCP), ``umask`` (for the unix socket),
-    ``multiplexed``, ``debug`` (tracebacks in error pages), ``roles``,
-    ``forceCGI``. flup's pool-size keywords are accepted: ``maxThreads``
-    sets the app thread count, ``maxChildren`` the worker processes.
+    Arguments follow flup: ``application``, ``environ``, ``multithreaded``,
+    ``multiprocess``, ``bindAddress`` (``None``: fd 0, else CGI; a path: unix
+    socket; ``(host, port)``: TCP), ``umask``, ``multiplexed``, ``debug``
+    (tracebacks in error pages), ``roles``, ``forceCGI``; see
+    :class:`~wsgiwire.adapters._flupserver.FlupServerBase` for the rest.
     """
 
     def __init__(  # noqa: PLR0917 - flup's positional signature
@@ -116,49 +91,33 @@ class WSGIServer:
         forceCGI: bool = False,
         *,
         limits: Limits = DEFAULT_LIMITS,
+        allowedServers: Iterable[str] | None = None,
         **kw: Any,
     ) -> None:
-        unknown = set(kw) - _FLUP_POOL_KWARGS
-        if unknown:
-            raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
-        self.application = application
-        self.environ = dict(environ or {})
-        self.multithreaded = multithreaded
-        self.multiprocess = multiprocess
-        self.bind_address = bindAddress
-        self.umask = umask
+        super().__init__(
+            application,
+            environ=environ,
+            multithreaded=multithreaded,
+            multiprocess=multiprocess,
+            bind_address=bindAddress,
+            umask=umask,
+            debug=debug,
+            allowed_servers=allowedServers,
+            limits=limits,
+            extra=kw,
+        )
         self.multiplexed = multiplexed
-        self.debug = debug
         self.roles = tuple(Role(r) for r in roles)
         self.force_cgi = forceCGI
-        self.limits = limits
-        self.threads = int(kw.get("maxThreads", 8)) if multithreaded else 0
-        self.workers = int(kw.get("maxChildren", 2)) if multiprocess else 0
 
     def run(self) -> bool:
-        """Serve until stopped (SIGTERM/SIGINT). In CGI mode, serve one request.
+        """Serve until stopped (SIGTERM/SIGINT); in CGI mode, serve one request.
 
         Returns True, as flup's does, when the server stopped normally.
         """
         listener = None
         if not self.force_cgi:
-            if self.bind_address is None:
-                listener = inherited_fd0()
-            else:
-                listener = open_listener(_bind_spec(self.bind_address), umask=self.umask)
+            listener = inherited_fd0() if self.bind_address is None else self.open_listener()
         if listener is None:
             return cgi.run(self.application, debug=self.debug, limits=self.limits)
-        config = ServerConfig(
-            app=self.application,
-            driver=FastCGIDriver(self.roles),
-            listeners=[listener],
-            workers=self.workers,
-            threads=self.threads,
-            limits=self.limits,
-            debug=self.debug,
-            peer_filter=PeerFilter.from_environ(os.environ),
-            base_environ=self.environ,
-            multiplex=self.multiplexed,
-        )
-        Server(config).serve()
-        return True
+        return self.serve(listener, FastCGIDriver(self.roles), multiplex=self.multiplexed)

@@ -38,6 +38,7 @@ __all__ = [
     "inherited_fd0",
     "open_listener",
     "parse_bind",
+    "remove_socket_file",
     "systemd_listeners",
 ]
 
@@ -278,6 +279,13 @@ def _unmap_network(
         if mapped is not None:
             return ipaddress.IPv4Network(f"{mapped}/{net.prefixlen - 96}")
     return net
+
+
+def remove_socket_file(path: str) -> None:
+    """Unlink ``path`` if it is (still) a socket; anything else there is left alone."""
+    with contextlib.suppress(OSError):
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
 
 
 def close_quietly(sock: socket.socket) -> None:

@@ -17,17 +17,19 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import mmap
 import os
 import queue
 import select
 import selectors
 import signal
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from ..core.body import BodyBuffer, attach_input
 from ..core.environ import EnvironBuilder
@@ -52,9 +54,18 @@ from ..events import (
     Role,
 )
 from ..limits import DEFAULT_LIMITS, Limits
-from .listeners import PeerFilter, close_quietly
+from .listeners import PeerFilter, close_quietly, remove_socket_file
 
-__all__ = ["Codec", "ProtocolDriver", "ServerConfig", "Server", "Worker"]
+__all__ = [
+    "Buffer",
+    "Codec",
+    "OneShotDriver",
+    "ProtocolDriver",
+    "Server",
+    "ServerConfig",
+    "Worker",
+    "status_reply",
+]
 
 log = logging.getLogger("wsgiwire")
 
@@ -64,6 +75,13 @@ _FLUSH_AT = 262144
 # sendmsg() takes at most IOV_MAX (1024 on Linux) buffers at once.
 _IOV_MAX = 1024
 _SWEEP_INTERVAL = 1.0
+# Accept balancing between prefork workers (see LoadBoard).
+_ACCEPT_SLACK = 1
+_ACCEPT_PAUSE = 0.005
+# Lingering close: how long and how much to drain after a refusal (nginx's
+# lingering_time is 30 s; a gateway peer is local and fast, so less will do).
+_LINGER_TIME = 5.0
+_LINGER_BYTES = 64 << 20
 
 Buffer = bytes | bytearray | memoryview
 
@@ -81,13 +99,46 @@ class Codec(Protocol):
 
 
 class ProtocolDriver(Protocol):
-    """A protocol's hooks into the shared runtime."""
+    """A protocol's hooks into the shared runtime.
+
+    ``raw_body`` says the response body travels as raw bytes on the socket
+    (SCGI, uwsgi), so ``wsgi.file_wrapper`` files can go out by sendfile.
+    """
 
     name: str
     head_style: HeadStyle
+    raw_body: bool
 
     def new_codec(self, config: ServerConfig) -> Codec: ...
-    def overload_reply(self, codec: Codec, request_id: int) -> bytes: ...
+    def overload_reply(self, codec: Codec, request_id: int) -> list[Buffer]: ...
+
+
+def status_reply(
+    codec: Codec, request_id: int, code: int, style: HeadStyle, *, app_status: int = 1
+) -> list[Buffer]:
+    """A complete short response with HTTP status ``code``, framed by ``codec``."""
+    chunks: list[Buffer] = []
+    send_status(
+        lambda data: chunks.extend(codec.send_chunks(ResponseData(request_id, data))),
+        code,
+        style=style,
+    )
+    chunks.extend(codec.send_chunks(ResponseEnd(request_id, app_status=app_status)))
+    return chunks
+
+
+class OneShotDriver:
+    """Hooks for protocols with one request per connection and a raw body (SCGI, uwsgi)."""
+
+    name = "?"
+    head_style = HeadStyle.CGI
+    raw_body = True
+
+    def new_codec(self, config: ServerConfig) -> Codec:
+        raise NotImplementedError
+
+    def overload_reply(self, codec: Codec, request_id: int) -> list[Buffer]:
+        return status_reply(codec, request_id, 503, self.head_style)
 
 
 @dataclass
@@ -105,6 +156,8 @@ class ServerConfig:
     graceful_timeout: float = 30.0
     base_environ: dict[str, Any] = field(default_factory=dict)
     multiplex: bool = True
+    # Unix socket files this server created: removed when it stops.
+    owned_paths: list[str] = field(default_factory=list)
 
 
 class _Request:
@@ -179,7 +232,9 @@ class _Connection:
         if housekeeping:
             self.write([housekeeping])
         if codec.should_close and not self.requests and not self.busy:
-            self.close()
+            # Bytes past the request (nginx with request buffering off may still
+            # be sending) must be drained, not reset.
+            self.close(linger=getattr(codec, "discarded_bytes", 0) > 0)
 
     def dispatch(self, event: Event | NeedData) -> None:
         kind = type(event)
@@ -244,7 +299,8 @@ class _Connection:
         if not pool.submit(self, request):
             self.requests.pop(request.id, None)
             log.warning("overloaded: refused %s", request_label(environ))
-            self.write([self.loop.config.driver.overload_reply(self.codec, request.id)])
+            with contextlib.suppress(ClientDisconnected):
+                self.write(self.loop.config.driver.overload_reply(self.codec, request.id))
             return
         self.busy = True
         self.loop.pause(self)
@@ -269,11 +325,20 @@ class _Connection:
         environ["wsgi.errors"] = ErrorStream(
             lambda data: pending.extend(codec.send_chunks(ResponseErrorData(request_id, data)))
         )
+        def send_file(filelike: IO[bytes], count: int) -> int:
+            nonlocal size
+            self.write(pending)
+            pending.clear()
+            size = 0
+            return self.sendfile(filelike, count)
+
+        driver = self.loop.config.driver
         response = Response(
             out,
             method=environ["REQUEST_METHOD"],
-            style=self.loop.config.driver.head_style,
+            style=driver.head_style,
             protocol=environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+            file_sender=send_file if driver.raw_body else None,
         )
         try:
             ok = call_app(self.loop.app, environ, response, debug=self.loop.config.debug)
@@ -295,16 +360,10 @@ class _Connection:
         log.warning("%s protocol error from %s: %s", self.loop.config.driver.name, peer, exc.msg)
         request_id = exc.request_id
         if request_id is not None and not self.closed:
-            chunks: list[Buffer] = []
             try:
-                send_status(
-                    lambda data: chunks.extend(
-                        self.codec.send_chunks(ResponseData(request_id, data))
-                    ),
-                    exc.status_hint,
-                    style=self.loop.config.driver.head_style,
+                chunks = status_reply(
+                    self.codec, request_id, exc.status_hint, self.loop.config.driver.head_style
                 )
-                chunks.extend(self.codec.send_chunks(ResponseEnd(request_id, app_status=1)))
             except ProtocolError:
                 chunks = []
             if chunks:
@@ -316,7 +375,7 @@ class _Connection:
             if housekeeping:
                 with contextlib.suppress(ClientDisconnected):
                     self.write([housekeeping])
-        self.close()
+        self.close(linger=True)
 
     # -- writing --------------------------------------------------------
     def write(self, buffers: Sequence[Buffer]) -> None:
@@ -352,8 +411,61 @@ class _Connection:
                 raise ClientDisconnected()
         self.last_active = time.monotonic()
 
-    def close(self) -> None:
+    def sendfile(self, filelike: IO[bytes], count: int) -> int:
+        """Write ``count`` bytes (-1: all) of ``filelike`` from its position with os.sendfile."""
         if self.closed:
+            raise ClientDisconnected()
+        fd = filelike.fileno()
+        offset = filelike.tell()
+        if count < 0:
+            count = max(0, os.fstat(fd).st_size - offset)
+        sent = 0
+        out_fd = self.sock.fileno()
+        deadline = 0.0
+        while sent < count:
+            try:
+                n = os.sendfile(out_fd, fd, offset + sent, count - sent)
+            except (BlockingIOError, InterruptedError):
+                n = -1
+            except OSError as exc:
+                log.info("client %s went away: %s", _peer_text(self.peer), exc.strerror)
+                self.close()
+                raise ClientDisconnected() from None
+            if n == 0:
+                break  # the file ended early; Response.finish() reports a short body
+            if n > 0:
+                sent += n
+                deadline = 0.0
+                continue
+            if not deadline:
+                deadline = time.monotonic() + self.loop.config.limits.write_timeout
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not _wait_writable(self.sock, remaining):
+                log.warning("write timeout to %s; connection closed", _peer_text(self.peer))
+                self.close()
+                raise ClientDisconnected()
+        filelike.seek(offset + sent)
+        self.last_active = time.monotonic()
+        return sent
+
+    def close(self, *, linger: bool = False) -> None:
+        """Close the connection; with ``linger``, first let the peer finish sending.
+
+        Closing a socket with unread input makes the kernel send a reset, which
+        can destroy a reply the peer has not read yet (nginx then logs
+        "Connection reset by peer" and may answer 502). Lingering shuts down our
+        side and discards what still arrives, for a bounded time, as nginx's
+        lingering_close does.
+        """
+        if self.closed:
+            return
+        if linger:
+            self.closed = True
+            for request in self.requests.values():
+                request.body.discard()
+            self.requests.clear()
+            self.loop.forget(self)
+            self.loop.linger(self.sock)
             return
         self.closed = True
         for request in self.requests.values():
@@ -376,12 +488,40 @@ def _peer_text(peer: object) -> str:
     return "unix socket peer" if not peer else str(peer)
 
 
-class _Pool:
-    """A fixed set of app threads with a bounded hand-off queue."""
+class _Lingerer:
+    """A closed connection draining the peer's last bytes (see ``_Connection.close``)."""
 
-    def __init__(self, worker: Worker, threads: int) -> None:
+    __slots__ = ("deadline", "drained", "sock")
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.drained = 0
+
+    def drain(self) -> bool:
+        """Read and discard; True when done (EOF, error, or enough drained)."""
+        try:
+            data = self.sock.recv(_RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
+        self.drained += len(data)
+        return not data or self.drained > _LINGER_BYTES
+
+
+class _Pool:
+    """A fixed set of app threads with a bounded hand-off queue.
+
+    A queued request's connection is paused (no further reads), so web
+    servers, which send one request per connection at a time, simply wait.
+    Only past ``Limits.max_queued_requests`` waiting requests is one refused
+    (FCGI_OVERLOADED or 503): a fast answer instead of an unbounded queue.
+    """
+
+    def __init__(self, worker: Worker, threads: int, queue_size: int) -> None:
         self.worker = worker
-        self.jobs: queue.Queue[tuple[_Connection, _Request] | None] = queue.Queue(threads)
+        self.jobs: queue.Queue[tuple[_Connection, _Request] | None] = queue.Queue(queue_size)
         self.threads = [
             threading.Thread(target=self._loop, name=f"wsgiwire-app-{i}", daemon=True)
             for i in range(threads)
@@ -415,10 +555,38 @@ class _Pool:
             thread.join(timeout=5)
 
 
+class LoadBoard:
+    """Connection counts of the prefork workers, in memory shared across fork().
+
+    Workers accept from one shared socket; left alone, the kernel hands most
+    kept-alive connections to whichever worker wakes first. A worker holding
+    more than ``_ACCEPT_SLACK`` connections over the least-loaded one stops
+    accepting for a moment, so the others get the next ones.
+    """
+
+    _SLOT = struct.Struct("q")
+
+    def __init__(self, workers: int) -> None:
+        self.size = workers
+        self.memory = mmap.mmap(-1, self._SLOT.size * workers)
+
+    def set(self, slot: int, count: int) -> None:
+        self._SLOT.pack_into(self.memory, slot * self._SLOT.size, count)
+
+    def should_yield(self, slot: int, count: int) -> bool:
+        counts: tuple[int, ...] = struct.unpack_from(f"{self.size}q", self.memory)
+        return count > min(counts) + _ACCEPT_SLACK
+
+
 class Worker:
     """One process's event loop: accept, read, dispatch, sweep idle connections."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(
+        self, config: ServerConfig, board: LoadBoard | None = None, slot: int = 0
+    ) -> None:
+        self.board = board
+        self.slot = slot
+        self.accept_paused_until = 0.0
         self.config = config
         self.app = config.app
         self.builder = EnvironBuilder(
@@ -428,6 +596,7 @@ class Worker:
         )
         self.selector = selectors.DefaultSelector()
         self.connections: dict[int, _Connection] = {}
+        self.lingering: dict[int, _Lingerer] = {}
         self.stopping = False
         self.pool: _Pool | None = None
         self._wake_r, self._wake_w = socket.socketpair()
@@ -437,10 +606,29 @@ class Worker:
 
     # -- connection bookkeeping -------------------------------------------
     def forget(self, conn: _Connection) -> None:
-        fd = id(conn)
-        if self.connections.pop(fd, None) is not None:
+        if self.connections.pop(id(conn), None) is not None:
             with contextlib.suppress(KeyError, ValueError, OSError):
                 self.selector.unregister(conn.sock)
+            if self.board is not None:
+                self.board.set(self.slot, len(self.connections))
+
+    def linger(self, sock: socket.socket) -> None:
+        """Shut down our side of ``sock`` and drain it briefly before closing."""
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+        lingerer = _Lingerer(sock, time.monotonic() + _LINGER_TIME)
+        try:
+            self.selector.register(sock, selectors.EVENT_READ, lingerer)
+        except (KeyError, ValueError, OSError):
+            close_quietly(sock)
+            return
+        self.lingering[id(lingerer)] = lingerer
+
+    def _end_linger(self, lingerer: _Lingerer) -> None:
+        self.lingering.pop(id(lingerer), None)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.selector.unregister(lingerer.sock)
+        close_quietly(lingerer.sock)
 
     def pause(self, conn: _Connection) -> None:
         with contextlib.suppress(KeyError, ValueError):
@@ -472,6 +660,16 @@ class Worker:
 
     # -- accepting ------------------------------------------------------
     def _accept(self, listener: socket.socket) -> None:
+        board = self.board
+        count = len(self.connections)
+        if count >= self.config.limits.max_connections or (
+            board is not None and board.should_yield(self.slot, count)
+        ):
+            # At the FCGI_MAX_CONNS we advertise, or ahead of the other workers:
+            # leave new connections in the backlog for a moment.
+            self._stop_accepting()
+            self.accept_paused_until = time.monotonic() + _ACCEPT_PAUSE
+            return
         for _ in range(64):
             try:
                 sock, peer = listener.accept()
@@ -484,6 +682,11 @@ class Worker:
                 if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
                     continue
                 raise
+            if len(self.connections) >= self.config.limits.max_connections:
+                close_quietly(sock)
+                log.warning("connection limit %d reached; connection refused",
+                            self.config.limits.max_connections)
+                return
             if not self.config.peer_filter.allows(peer):
                 log.warning("connection from %s refused by the allow-list", _peer_text(peer))
                 close_quietly(sock)
@@ -495,14 +698,16 @@ class Worker:
             conn = _Connection(self, sock, peer)
             self.connections[id(conn)] = conn
             self.selector.register(sock, selectors.EVENT_READ, conn)
+            if board is not None:
+                board.set(self.slot, len(self.connections))
+                return  # one at a time, so the board stays current
 
     # -- the loop ---------------------------------------------------------
     def serve(self) -> None:
         config = self.config
         if config.threads > 0:
-            self.pool = _Pool(self, config.threads)
-        for listener in config.listeners:
-            self.selector.register(listener, selectors.EVENT_READ, listener)
+            self.pool = _Pool(self, config.threads, config.limits.max_queued_requests)
+        self._start_accepting()
         self.selector.register(self._wake_r, selectors.EVENT_READ, None)
         limits = config.limits
         next_sweep = time.monotonic() + _SWEEP_INTERVAL
@@ -516,12 +721,23 @@ class Worker:
                         self._close_idle()
                     if not self.connections or time.monotonic() >= stop_by:
                         break
-                for key, _ in self.selector.select(_SWEEP_INTERVAL):
+                timeout = _SWEEP_INTERVAL
+                if self.accept_paused_until:
+                    wait = self.accept_paused_until - time.monotonic()
+                    if wait <= 0 and not self.stopping:
+                        self.accept_paused_until = 0.0
+                        self._start_accepting()
+                    else:
+                        timeout = max(0.0, min(timeout, wait))
+                for key, _ in self.selector.select(timeout):
                     target = key.data
                     if target is None:
                         self._resume_ready()
-                    elif isinstance(target, _Connection):
+                    elif type(target) is _Connection:
                         target.on_readable()
+                    elif type(target) is _Lingerer:
+                        if target.drain():
+                            self._end_linger(target)
                     else:
                         self._accept(target)
                 now = time.monotonic()
@@ -534,11 +750,16 @@ class Worker:
                 log.warning("stopping with %d connection(s) mid-request; they are cut", len(cut))
             for conn in list(self.connections.values()):
                 conn.close()
+            for lingerer in list(self.lingering.values()):
+                self._end_linger(lingerer)
             if self.pool is not None:
                 self.pool.stop()
             self.selector.close()
 
     def _sweep(self, now: float, limits: Limits) -> None:
+        for lingerer in list(self.lingering.values()):
+            if now >= lingerer.deadline:
+                self._end_linger(lingerer)
         for conn in list(self.connections.values()):
             if conn.busy:
                 continue
@@ -550,6 +771,11 @@ class Worker:
                     conn.close()
             elif idle > limits.keepalive_timeout:
                 conn.close()
+
+    def _start_accepting(self) -> None:
+        for listener in self.config.listeners:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.register(listener, selectors.EVENT_READ, listener)
 
     def _stop_accepting(self) -> None:
         for listener in self.config.listeners:
@@ -572,16 +798,21 @@ class Server:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.children: dict[int, float] = {}
+        self.children: dict[int, tuple[int, float]] = {}  # pid -> (slot, started)
         self._stopping = False
+        self.board = LoadBoard(config.workers) if config.workers > 1 else None
 
     def serve(self) -> int:
-        if self.config.workers <= 1:
-            return self._serve_here()
-        return self._serve_prefork()
+        try:
+            if self.config.workers <= 1:
+                return self._serve_here()
+            return self._serve_prefork()
+        finally:
+            for path in self.config.owned_paths:
+                remove_socket_file(path)
 
-    def _serve_here(self) -> int:
-        worker = Worker(self.config)
+    def _serve_here(self, slot: int = 0) -> int:
+        worker = Worker(self.config, self.board, slot)
         self._install_signals(worker.request_stop)
         worker.serve()
         return 0
@@ -595,20 +826,22 @@ class Server:
         with contextlib.suppress(AttributeError, ValueError):
             signal.signal(signal.SIGPIPE, signal.SIG_IGN)
 
-    def _spawn(self) -> int:
+    def _spawn(self, slot: int) -> int:
+        if self.board is not None:
+            self.board.set(slot, 0)
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                code = self._serve_here()
+                code = self._serve_here(slot)
             except BaseException:  # a worker must never fall back into the master's loop
                 log.exception("worker %d crashed", os.getpid())
             finally:
                 with contextlib.suppress(Exception):
                     logging.shutdown()
                 os._exit(code)
-        self.children[pid] = time.monotonic()
+        self.children[pid] = (slot, time.monotonic())
         return pid
 
     def _serve_prefork(self) -> int:
@@ -620,8 +853,8 @@ class Server:
 
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)
-        for _ in range(self.config.workers):
-            self._spawn()
+        for slot in range(self.config.workers):
+            self._spawn(slot)
         quick_deaths = 0
         while not self._stopping:
             stop_event.wait(0.2)
@@ -632,8 +865,8 @@ class Server:
                     pid = 0
                 if pid == 0:
                     break
-                started = self.children.pop(pid, time.monotonic())
-                if self._stopping:
+                slot, started = self.children.pop(pid, (-1, time.monotonic()))
+                if self._stopping or slot < 0:
                     continue
                 lived = time.monotonic() - started
                 log.warning("worker %d exited (status %d) after %.1f s; starting another",
@@ -643,7 +876,7 @@ class Server:
                     log.error("workers keep dying at start; stopping the server")
                     self._stopping = True
                     break
-                self._spawn()
+                self._spawn(slot)
         return self._stop_children()
 
     def _stop_children(self) -> int:

@@ -123,11 +123,19 @@ def call_app(
         result = app(environ, response.start_response)
         # HEAD, 1xx, 204, 304 send no body: once the head is known, stop iterating.
         if not (response.no_body and response.status is not None):
-            write = response.write
-            for chunk in result:
-                write(chunk)
-                if response.no_body:
-                    break
+            if (
+                response.file_sender is not None
+                and type(result) is FileWrapper
+                and response.status is not None
+                and _has_fileno(result.filelike)
+            ):
+                response.send_file(result.filelike)
+            else:
+                write = response.write
+                for chunk in result:
+                    write(chunk)
+                    if response.no_body:
+                        break
         return response.finish()
     except ClientDisconnected:
         log.info("client went away during %s", request_label(environ))
@@ -143,6 +151,17 @@ def call_app(
                 except Exception:
                     log.exception("error closing the response of %s", request_label(environ))
         _end_request(body, errors)
+
+
+def _has_fileno(filelike: object) -> bool:
+    fileno = getattr(filelike, "fileno", None)
+    if fileno is None:
+        return False
+    try:
+        fileno()
+    except Exception:  # io.UnsupportedOperation for BytesIO, OSError when closed
+        return False
+    return hasattr(filelike, "tell") and hasattr(filelike, "seek")
 
 
 def _end_request(body: object, errors: object) -> None:

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from enum import Enum
 from http import HTTPStatus
 from types import TracebackType
-from typing import Any
+from typing import IO, Any
 
 from ..errors import ResponseHeaderError, StartResponseError
 
@@ -38,6 +38,7 @@ __all__ = [
     "Response",
     "request_label",
     "ExcInfo",
+    "FileSender",
     "send_status",
     "status_line",
     "validate_status",
@@ -46,6 +47,9 @@ __all__ = [
 
 log = logging.getLogger("wsgiwire")
 
+# ``sender(filelike, count)`` writes up to ``count`` bytes (-1: to the end) of
+# the file from its current position straight to the client; returns the count.
+FileSender = Callable[[IO[bytes], int], int]
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 Headers = list[tuple[str, str]]
 
@@ -144,6 +148,7 @@ class Response:
         "no_body",
         "overflowed",
         "environ",
+        "file_sender",
     )
 
     def __init__(
@@ -154,9 +159,11 @@ class Response:
         style: HeadStyle = HeadStyle.CGI,
         protocol: str = "HTTP/1.1",
         environ: dict[str, Any] | None = None,
+        file_sender: FileSender | None = None,
     ) -> None:
         self._out = out
         self.environ = environ
+        self.file_sender = file_sender
         self._style = style
         # Only the two versions a status line can carry; anything else (HTTP/2.0 from
         # an h2 front, or a value with CR/LF in it) must not reach the wire.
@@ -245,6 +252,24 @@ class Response:
         else:
             self._out(self._render_head())
             self._out(data)
+
+    def send_file(self, filelike: IO[bytes]) -> None:
+        """Send the rest of ``filelike`` through ``file_sender`` (zero copy), after the head.
+
+        Used for a ``wsgi.file_wrapper`` result when the front-end can write
+        the file to its socket itself (raw-body protocols: sendfile). Honours
+        a declared Content-Length and sends nothing for bodiless responses.
+        """
+        sender = self.file_sender
+        if self.status is None or sender is None:
+            raise StartResponseError("send_file() needs start_response() and a file sender")
+        if not self.head_sent:
+            self._out(self._render_head())
+        if self.no_body:
+            return
+        count = -1 if self.content_length is None else self.content_length - self.sent
+        if count:
+            self.sent += sender(filelike, count)
 
     def finish(self) -> bool:
         """End of the body: send the head if it is still pending.

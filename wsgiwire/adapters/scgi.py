@@ -1,0 +1,77 @@
+"""The SCGI front-end, with a flup-compatible ``WSGIServer``.
+
+nginx ``scgi_pass``, Apache ``mod_proxy_scgi`` and lighttpd ``scgi.server``
+open one connection per request; the response is CGI style (``Status:``
+header) and raw on the socket, so ``wsgi.file_wrapper`` files go out with
+``os.sendfile``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from ..core.gateway import WSGIApp
+from ..core.response import HeadStyle
+from ..limits import DEFAULT_LIMITS, Limits
+from ..middleware.mount import MountPrefix
+from ..protocols.scgi import SCGIConnection
+from ._flupserver import FlupServerBase
+from .runtime import Codec, OneShotDriver, ServerConfig
+
+__all__ = ["SCGIDriver", "WSGIServer"]
+
+
+class SCGIDriver(OneShotDriver):
+    """SCGI's hooks into the shared runtime."""
+
+    name = "scgi"
+    head_style = HeadStyle.CGI
+
+    def new_codec(self, config: ServerConfig) -> Codec:
+        return SCGIConnection(config.limits)
+
+
+class WSGIServer(FlupServerBase):
+    """flup's ``flup.server.scgi.WSGIServer``, on wsgiwire's runtime.
+
+    ``scriptName`` is the mount prefix (flup's meaning): SCRIPT_NAME becomes
+    it and PATH_INFO the rest of the request path. ``bindAddress`` defaults to
+    flup's ``('localhost', 4000)``; ``allowedServers`` lists the peers that may
+    connect.
+    """
+
+    def __init__(  # noqa: PLR0917 - flup's positional signature
+        self,
+        application: WSGIApp,
+        scriptName: str | None = None,
+        environ: dict[str, Any] | None = None,
+        multithreaded: bool = True,
+        multiprocess: bool = False,
+        bindAddress: object = ("localhost", 4000),
+        umask: int | None = None,
+        allowedServers: Iterable[str] | None = None,
+        loggingLevel: int | None = None,
+        debug: bool = False,
+        *,
+        limits: Limits = DEFAULT_LIMITS,
+        **kw: Any,
+    ) -> None:
+        if scriptName:
+            application = MountPrefix(application, scriptName)
+        super().__init__(
+            application,
+            environ=environ,
+            multithreaded=multithreaded,
+            multiprocess=multiprocess,
+            bind_address=bindAddress,
+            umask=umask,
+            debug=debug,
+            allowed_servers=allowedServers,
+            limits=limits,
+            extra=kw,
+        )
+
+    def run(self) -> bool:
+        """Serve until stopped (SIGTERM/SIGINT)."""
+        return self.serve(self.open_listener(), SCGIDriver())
