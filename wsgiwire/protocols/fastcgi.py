@@ -206,6 +206,8 @@ _END_BODY: Final = struct.Struct(">IB3x")
 # type, reserved[7]
 _UNKNOWN_TYPE_BODY: Final = struct.Struct(">B7x")
 _U32: Final = struct.Struct(">I")
+# An empty record, then FCGI_END_REQUEST: how every response ends.
+_STDOUT_END_AND_END_REQUEST: Final = struct.Struct(">BBHHBxBBHHBxIB3x")
 
 # _PADDING[n] is n padding bytes (records are padded to a multiple of 8: n = -size & 7).
 _PADDING: Final = tuple(bytes(n) for n in range(8))
@@ -225,10 +227,11 @@ def _stream_chunks(
     """Non-empty stream records carrying ``data``, as buffers ready for ``sendmsg``.
 
     Records carry at most 65535 bytes each; the payload is never copied: each
-    record's content is a ``memoryview`` slice of ``data`` (for a single
-    record, ``data`` itself), so framing is linear in the payload size. Each
-    record's padding is merged with the next record's header. Empty ``data``
-    gives no records: an empty record would end the stream.
+    record's content is a ``memoryview`` slice of ``data`` (a ``bytes`` that
+    fits one record is passed through as it is), so framing is linear in the
+    payload size. Each record's padding is merged with the next record's
+    header. Empty ``data`` gives no records: an empty record would end the
+    stream. (Only a non-contiguous ``memoryview`` is copied, to flatten it.)
     """
     view: memoryview | None = None
     payload: bytes | memoryview
@@ -307,23 +310,28 @@ def _decode_pairs(
     """
     pos = 0
     end = len(data)
+    last = end - 1
     unpack_u32 = _U32.unpack_from
     append = out.append
     # Pairs with two 1-byte lengths (nearly all) take the short path, unless a
-    # limit is below 128 and must be checked.
-    short = 128 if max_name >= 127 and max_value >= 127 else 0
-    while pos < end:
-        if pos + 1 < end:
-            name_len = data[pos]
-            value_len = data[pos + 1]
-            if (name_len | value_len) < short:
+    # limit is below 128 and each length must be checked.
+    short = max_name >= 127 and max_value >= 127
+    while True:
+        if short:
+            while pos < last:
+                name_len = data[pos]
+                value_len = data[pos + 1]
+                if name_len > 127 or value_len > 127:
+                    break
                 split = pos + 2 + name_len
                 stop = split + value_len
                 if stop > end:
                     return pos, stop - pos
                 append((data[pos + 2 : split], data[split:stop]))
                 pos = stop
-                continue
+        if pos >= end:
+            return pos, 0
+        # One pair, any length encoding.
         name_len = data[pos]
         if name_len & 0x80:
             if pos + 4 > end:
@@ -356,7 +364,6 @@ def _decode_pairs(
             return pos, stop - pos
         append((data[at:split], data[split:stop]))
         pos = stop
-    return pos, 0
 
 
 class _RecordReader(ReceiveBuffer):
@@ -939,12 +946,29 @@ class FastCGIConnection:
             status = event.app_status
             if not -0x80000000 <= status <= 0xFFFFFFFF:
                 raise LocalProtocolError(f"app_status {status} does not fit in 32 bits")
-            tail = _end_request_record(request_id, status & 0xFFFFFFFF, FCGI_REQUEST_COMPLETE)
-            head = _HEADER.pack(FCGI_VERSION_1, FCGI_STDOUT, request_id, 0, 0)
-            if req.stderr:
-                head += _HEADER.pack(FCGI_VERSION_1, FCGI_STDERR, request_id, 0, 0)
             self._finish(request_id, req)
-            return [head + tail]
+            if req.stderr:  # both streams end, as in the specification's example 3
+                return [
+                    _HEADER.pack(FCGI_VERSION_1, FCGI_STDOUT, request_id, 0, 0)
+                    + _HEADER.pack(FCGI_VERSION_1, FCGI_STDERR, request_id, 0, 0)
+                    + _end_request_record(request_id, status & 0xFFFFFFFF, FCGI_REQUEST_COMPLETE)
+                ]
+            # The empty FCGI_STDOUT record and FCGI_END_REQUEST in one pack.
+            out = _STDOUT_END_AND_END_REQUEST.pack(
+                FCGI_VERSION_1,
+                FCGI_STDOUT,
+                request_id,
+                0,
+                0,
+                FCGI_VERSION_1,
+                FCGI_END_REQUEST,
+                request_id,
+                _END_BODY.size,
+                0,
+                status & 0xFFFFFFFF,
+                FCGI_REQUEST_COMPLETE,
+            )
+            return [out]
         if type(event) is ResponseErrorData:
             chunks = _stream_chunks(FCGI_STDERR, request_id, event.data)
             if chunks:
