@@ -10,7 +10,7 @@ including inside functions and ``if TYPE_CHECKING:`` blocks, must obey:
   multiprocessing, ...) is named as such; anything else not on the list fails
   too, so adding a module is a decision made here, with its reason.
 * core and protocols never import each other.
-* Nothing but ``cli``, ``__init__`` and ``__main__`` (and the adapters
+* Nothing but ``cli`` (with ``_serve``), ``__init__`` and ``__main__`` (and the adapters
   themselves) imports ``wsgiwire.adapters``.
 * Middleware is plain WSGI: it imports neither protocols nor adapters.
 * core and protocols never configure logging (handlers, levels, basicConfig).
@@ -60,7 +60,9 @@ ALLOWED_STDLIB = {
 # wsgiwire modules each pure layer may import (besides its own package).
 SHARED = frozenset({"events", "errors", "limits", "params"})
 
-ADAPTER_IMPORTERS = frozenset({"wsgiwire.cli", "wsgiwire.__init__", "wsgiwire.__main__"})
+ADAPTER_IMPORTERS = frozenset(
+    {"wsgiwire.cli", "wsgiwire._serve", "wsgiwire.__init__", "wsgiwire.__main__"}
+)
 LOGGING_CONFIG = frozenset({"basicConfig", "addHandler", "setLevel", "dictConfig", "fileConfig"})
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 from typing import cast
 
 from .core.gateway import WSGIApp
 
-__all__ = ["AppLoadError", "load_app"]
+__all__ = ["AppLoadError", "check_app_spec", "load_app"]
 
 DEMO_APP = "wsgiwire.demo:app"
 
@@ -63,3 +64,27 @@ def load_app(spec: str | None, *, cwd: str | None = None) -> WSGIApp:
             raise AppLoadError(f"{module_name}:{name} is not callable (it is {type(obj).__name__})")
         return cast(WSGIApp, obj)
     raise AppLoadError(f"module {module_name!r} has no attribute {' or '.join(map(repr, names))}")
+
+
+def check_app_spec(spec: str | None, *, cwd: str | None = None) -> None:
+    """Fail early, without importing the app, when its module cannot be found at all.
+
+    A prefork master uses this: the workers import the app themselves (so a
+    reload runs fresh code), and an error inside the app's own import shows
+    there, with its traceback.
+    """
+    spec = spec or DEMO_APP
+    module_name = spec.partition(":")[0]
+    if not module_name:
+        raise AppLoadError(f"no module in {spec!r}; expected module:callable")
+    directory = os.path.abspath(cwd or os.getcwd())
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    try:
+        found = importlib.util.find_spec(module_name)
+    except (ImportError, ValueError):
+        found = None
+    if found is None:
+        raise AppLoadError(
+            f"cannot import module {module_name!r} (searched {directory} and sys.path)"
+        )

@@ -3,58 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from . import __version__
-from .apploader import AppLoadError, load_app
-
-if TYPE_CHECKING:
-    from .adapters.runtime import ProtocolDriver
+from ._serve import add_serve_options, configure_logging, serve
 
 __all__ = ["build_parser", "main"]
-
-SOCKET_PROTOCOLS = ("fastcgi", "scgi", "uwsgi")
-PROTOCOLS = ("cgi", *SOCKET_PROTOCOLS)
-
-
-def _add_serve_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--protocol", "-p", choices=PROTOCOLS, default="fastcgi",
-        help="gateway protocol (default: fastcgi)",
-    )
-    parser.add_argument(
-        "--bind", "-b", action="append", metavar="ADDR",
-        help="unix:/path, HOST:PORT, [v6]:PORT or fd:N; repeatable. Default: the listening "
-        "socket on fd 0 if there is one (mod_fcgid, lighttpd bin-path, spawn-fcgi), "
-        "systemd's sockets, else 127.0.0.1:9000",
-    )
-    parser.add_argument("--workers", "-w", type=int, default=1, metavar="N",
-                        help="worker processes (default 1; 0 or 1: serve in this process)")
-    parser.add_argument("--threads", "-t", type=int, default=0, metavar="N",
-                        help="app threads per worker (default 0: call the app in the loop)")
-    parser.add_argument("--socket-mode", type=lambda s: int(s, 8), default=0o660,
-                        metavar="MODE", help="mode of a unix socket (default 660)")
-    parser.add_argument("--allow", action="append", metavar="ADDR",
-                        help="TCP peers allowed to connect (repeatable; default: "
-                        "FCGI_WEB_SERVER_ADDRS if set, else anyone who can reach the socket)")
-    parser.add_argument("--mount", metavar="PREFIX",
-                        help="the app's mount prefix: SCRIPT_NAME becomes PREFIX and PATH_INFO "
-                        "the rest of the request path, whatever the server sent")
-    parser.add_argument("--role", action="append", choices=("responder", "authorizer", "filter"),
-                        help="FastCGI roles to accept (repeatable; default: responder). "
-                        "Apache mod_authnz_fcgi needs authorizer")
-    parser.add_argument("--trust-uwsgi-scheme", action="store_true",
-                        help="uwsgi: let the UWSGI_SCHEME variable set wsgi.url_scheme")
-    parser.add_argument("--debug", action="store_true",
-                        help="show tracebacks in error responses (never in production)")
-    parser.add_argument("--log-level", default="info",
-                        choices=("debug", "info", "warning", "error"),
-                        help="logging level (default: info)")
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -70,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve APP (module:callable or module:factory(); the demo app by default).",
     )
     serve.add_argument("app", nargs="?", metavar="APP", help="module:callable (default: the demo)")
-    _add_serve_options(serve)
+    add_serve_options(serve)
 
     request = sub.add_parser(
         "request", help="send one request to a backend and show exactly what it answers",
@@ -99,88 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--once", metavar="PATH",
                       help="send one request for PATH over FastCGI, print the raw answer, exit")
     return parser
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-
-
-def _serve(args: argparse.Namespace) -> int:
-    _configure_logging(args.log_level)
-    try:
-        app = load_app(args.app)
-    except AppLoadError as exc:
-        print(f"wsgiwire: {exc}", file=sys.stderr)
-        return 2
-    if args.protocol == "cgi":
-        from .adapters.cgi import run
-
-        return 0 if run(app, debug=args.debug) else 1
-
-    from .adapters.listeners import (
-        BindError,
-        PeerFilter,
-        inherited_fd0,
-        open_listener,
-        parse_bind,
-        systemd_listeners,
-    )
-    from .adapters.runtime import Server, ServerConfig
-
-    log = logging.getLogger("wsgiwire")
-    try:
-        listeners = [open_listener(parse_bind(a), socket_mode=args.socket_mode)
-                     for a in args.bind or ()]
-        if not listeners:
-            listeners = systemd_listeners()
-        if not listeners:
-            fd0 = inherited_fd0()
-            listeners = [fd0] if fd0 is not None else [
-                open_listener(parse_bind("127.0.0.1:9000"), socket_mode=args.socket_mode)
-            ]
-        peers = PeerFilter(args.allow) if args.allow else PeerFilter.from_environ(os.environ)
-    except BindError as exc:
-        print(f"wsgiwire: {exc}", file=sys.stderr)
-        return 2
-    for sock in listeners:
-        log.info("wsgiwire %s serving %s on %s", __version__, args.protocol,
-                 sock.getsockname() or "an inherited socket")
-    if args.mount:
-        from .middleware.mount import MountPrefix
-
-        app = MountPrefix(app, args.mount)
-    owned = [spec.path for spec in map(parse_bind, args.bind or ()) if spec.kind == "unix"]
-    config = ServerConfig(
-        app=app,
-        owned_paths=owned,
-        driver=_driver(args),
-        listeners=listeners,
-        workers=args.workers,
-        threads=args.threads,
-        debug=args.debug,
-        peer_filter=peers,
-    )
-    return Server(config).serve()
-
-
-def _driver(args: argparse.Namespace) -> ProtocolDriver:
-    if args.protocol == "scgi":
-        from .adapters.scgi import SCGIDriver
-
-        return SCGIDriver()
-    if args.protocol == "uwsgi":
-        from .adapters.uwsgi import UWSGIDriver
-
-        return UWSGIDriver(trust_uwsgi_scheme=args.trust_uwsgi_scheme)
-    from .adapters.fastcgi import FastCGIDriver
-    from .events import Role
-
-    roles = [Role[name.upper()] for name in args.role or ("responder",)]
-    return FastCGIDriver(roles)
 
 
 def _request(args: argparse.Namespace) -> int:
@@ -251,7 +125,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     from .client import ClientError, build_params, fastcgi_request, parse_target
 
-    _configure_logging("info")
+    configure_logging("info")
     run_dir = tempfile.mkdtemp(prefix="wsgiwire-demo-")
     sock_path = os.path.join(run_dir, "demo.sock")
     backend = subprocess.Popen(
@@ -305,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "serve":
-        return _serve(args)
+        return serve(args)
     if args.command == "request":
         return _request(args)
     if args.command == "demo":

@@ -241,6 +241,16 @@ def socket_fds(pid: int) -> list[int]:
     return sorted(fds)
 
 
+def worker_pids(master: int) -> list[int]:
+    """``wsgiwire serve`` runs a master and its workers: the workers' pids."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(status.read_text().split("\nPPid:")[1].split()[0]) == master:
+                found.append(int(status.parent.name))
+    return found
+
+
 def test_listening_socket_above_fd_1024(stage: Stage, tmp_path: Path) -> None:
     import resource
 
@@ -271,7 +281,9 @@ def test_listening_socket_above_fd_1024(stage: Stage, tmp_path: Path) -> None:
                     reply = ask(target, f"/fd/{i}", sock=sock, keep_conn=True)
                     assert json_report(reply)["PATH_INFO"] == f"/fd/{i}", backend.output()
                     assert reply.app_status == 0
-                fds = socket_fds(backend.pid)
+                workers = worker_pids(backend.pid)
+                assert len(workers) == 1, workers
+                fds = socket_fds(workers[0])
             assert FD_ABOVE_SELECT_LIMIT in fds
             # Listener, wake-up pair, accepted connection: every socket is above 1024.
             assert len(fds) >= 4, fds

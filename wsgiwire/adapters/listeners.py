@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_BACKLOG",
     "DEFAULT_SOCKET_MODE",
     "BindError",
+    "chown_socket",
     "PeerFilter",
     "inherited_fd0",
     "open_listener",
@@ -279,6 +280,20 @@ def _unmap_network(
         if mapped is not None:
             return ipaddress.IPv4Network(f"{mapped}/{net.prefixlen - 96}")
     return net
+
+
+def chown_socket(path: str, owner: str) -> None:
+    """``--socket-owner USER[:GROUP]`` (names or numbers) for a unix socket we created."""
+    import grp
+    import pwd
+
+    user, _, group = owner.partition(":")
+    try:
+        uid = -1 if not user else int(user) if user.isdigit() else pwd.getpwnam(user).pw_uid
+        gid = -1 if not group else int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+        os.chown(path, uid, gid)
+    except (KeyError, OSError) as exc:
+        raise BindError(f"cannot give {path} to {owner!r}: {exc}") from None
 
 
 def remove_socket_file(path: str) -> None:

@@ -1,0 +1,127 @@
+"""The contract between the shared runtime and each protocol: codec, driver, configuration."""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..core.gateway import WSGIApp
+from ..core.response import HeadStyle, send_status
+from ..events import Event, NeedData, OutEvent, ResponseData, ResponseEnd
+from ..limits import DEFAULT_LIMITS, Limits
+from .listeners import PeerFilter
+
+__all__ = [
+    "Buffer",
+    "Codec",
+    "OneShotDriver",
+    "ProtocolDriver",
+    "ServerConfig",
+    "status_reply",
+]
+
+log = logging.getLogger("wsgiwire")
+
+Buffer = bytes | bytearray | memoryview
+
+
+class Codec(Protocol):
+    """What the runtime needs of a protocol codec (see ``wsgiwire.protocols``)."""
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None: ...
+    def next_event(self) -> Event | NeedData: ...
+    def send(self, event: OutEvent) -> bytes: ...
+    def send_chunks(self, event: OutEvent) -> list[bytes | memoryview]: ...
+    def data_to_send(self) -> bytes: ...
+    @property
+    def should_close(self) -> bool: ...
+
+
+class ProtocolDriver(Protocol):
+    """A protocol's hooks into the shared runtime.
+
+    ``raw_body`` says the response body travels as raw bytes on the socket
+    (SCGI, uwsgi), so ``wsgi.file_wrapper`` files can go out by sendfile.
+    """
+
+    name: str
+    head_style: HeadStyle
+    raw_body: bool
+
+    def new_codec(self, config: ServerConfig) -> Codec: ...
+    def overload_reply(self, codec: Codec, request_id: int) -> list[Buffer]: ...
+
+
+def status_reply(
+    codec: Codec, request_id: int, code: int, style: HeadStyle, *, app_status: int = 1
+) -> list[Buffer]:
+    """A complete short response with HTTP status ``code``, framed by ``codec``."""
+    chunks: list[Buffer] = []
+    send_status(
+        lambda data: chunks.extend(codec.send_chunks(ResponseData(request_id, data))),
+        code,
+        style=style,
+    )
+    chunks.extend(codec.send_chunks(ResponseEnd(request_id, app_status=app_status)))
+    return chunks
+
+
+class OneShotDriver:
+    """Hooks for protocols with one request per connection and a raw body (SCGI, uwsgi)."""
+
+    name = "?"
+    head_style = HeadStyle.CGI
+    raw_body = True
+
+    def new_codec(self, config: ServerConfig) -> Codec:
+        raise NotImplementedError
+
+    def overload_reply(self, codec: Codec, request_id: int) -> list[Buffer]:
+        return status_reply(codec, request_id, 503, self.head_style)
+
+
+@dataclass
+class ServerConfig:
+    """Everything the master and its workers need; built by the CLI or a ``WSGIServer``.
+
+    ``app`` is the application, or ``None`` with ``app_loader`` set: each
+    worker then imports the app itself after it starts, so a graceful reload
+    (SIGHUP) runs fresh code. ``workers`` 0 serves in this process (no master),
+    N >= 1 runs a master and N worker processes.
+    """
+
+    app: WSGIApp | None
+    driver: ProtocolDriver
+    listeners: list[socket.socket]
+    app_loader: Callable[[], WSGIApp] | None = None
+    workers: int = 0
+    threads: int = 0
+    limits: Limits = DEFAULT_LIMITS
+    debug: bool = False
+    peer_filter: PeerFilter = field(default_factory=lambda: PeerFilter(None))
+    graceful_timeout: float = 30.0
+    base_environ: dict[str, Any] = field(default_factory=dict)
+    multiplex: bool = True
+    # Unix socket files this server created: removed when it stops.
+    owned_paths: list[str] = field(default_factory=list)
+    # Recycle a worker after this many requests (0: never), plus up to
+    # ``max_requests_jitter`` so workers do not all restart at once.
+    max_requests: int = 0
+    max_requests_jitter: int = 0
+    access_log: bool = False
+    pid_file: str | None = None
+    stats_listener: socket.socket | None = None
+    user: str | None = None
+    group: str | None = None
+    # Development: restart workers when a Python file under these directories changes.
+    reload_dirs: list[str] = field(default_factory=list)
+
+    def load_app(self) -> WSGIApp:
+        if self.app is not None:
+            return self.app
+        if self.app_loader is None:
+            raise ValueError("ServerConfig needs app or app_loader")
+        return self.app_loader()

@@ -1,0 +1,412 @@
+"""One accepted connection: bytes in, requests to the app, replies out (any protocol)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import socket
+import time
+from collections.abc import Sequence
+from typing import IO, TYPE_CHECKING, Any
+
+from ..core.body import BodyBuffer, attach_input
+from ..core.gateway import ErrorStream, call_app, request_label
+from ..core.response import HeadStyle, Response
+from ..errors import ClientDisconnected, ProtocolError
+from ..events import (
+    NEED_DATA,
+    BodyData,
+    BodyEnd,
+    ConnectionClosed,
+    Event,
+    FilterData,
+    FilterDataEnd,
+    NeedData,
+    RequestAborted,
+    RequestStarted,
+    ResponseData,
+    ResponseEnd,
+    ResponseErrorData,
+    Role,
+)
+from .base import Buffer, status_reply
+from .listeners import close_quietly
+
+if TYPE_CHECKING:
+    from .worker import Worker
+
+__all__ = ["Connection", "Lingerer", "Request", "peer_text"]
+
+log = logging.getLogger("wsgiwire")
+
+RECV_SIZE = 262144
+# Response bytes buffered before a write is forced while the app still runs.
+_FLUSH_AT = 262144
+# sendmsg() takes at most IOV_MAX (1024 on Linux) buffers at once.
+_IOV_MAX = 1024
+# Lingering close: how long and how much to drain after a refusal (nginx's
+# lingering_time is 30 s; a gateway peer is local and fast, so less will do).
+LINGER_TIME = 5.0
+_LINGER_BYTES = 64 << 20
+
+
+class Request:
+    __slots__ = ("body", "data", "environ", "id", "keep_conn", "role")
+
+    def __init__(self, event: RequestStarted, environ: dict[str, Any], body: BodyBuffer):
+        self.id = event.request_id
+        self.environ = environ
+        self.body = body
+        self.data: BodyBuffer | None = None
+        self.role = event.role
+        self.keep_conn = event.keep_conn
+
+
+class Connection:
+    """One accepted socket: feeds the codec, runs requests, writes replies."""
+
+    __slots__ = (
+        "busy",
+        "closed",
+        "codec",
+        "head_since",
+        "last_active",
+        "loop",
+        "peer",
+        "requests",
+        "sock",
+    )
+
+    def __init__(self, loop: Worker, sock: socket.socket, peer: object) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.peer = peer
+        self.codec = loop.config.driver.new_codec(loop.config)
+        self.requests: dict[int, Request] = {}
+        self.busy = False  # a request of this connection is running on a thread
+        self.closed = False
+        self.last_active = time.monotonic()
+        # When the first byte of a request head arrived (0: not reading a head):
+        # the header timeout runs from here, so a trickling client is cut.
+        self.head_since = 0.0
+
+    # -- reading --------------------------------------------------------
+    def on_readable(self) -> None:
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.close()
+            return
+        now = self.last_active = time.monotonic()
+        if data and not self.requests and not self.head_since:
+            self.head_since = now
+        self.codec.receive_data(data)
+        with contextlib.suppress(ClientDisconnected):
+            self.pump()
+
+    def pump(self) -> None:
+        """Handle every event the codec has; stop while a request runs on a thread."""
+        codec = self.codec
+        while not self.closed and not self.busy:
+            try:
+                event = codec.next_event()
+            except ProtocolError as exc:
+                self.protocol_error(exc)
+                return
+            if event is NEED_DATA:
+                break
+            try:
+                self.dispatch(event)
+            except ProtocolError as exc:
+                self.protocol_error(exc)
+                return
+        if self.closed:
+            return
+        housekeeping = codec.data_to_send()
+        if housekeeping:
+            self.write([housekeeping])
+        if codec.should_close and not self.requests and not self.busy:
+            # Bytes past the request (nginx with request buffering off may still
+            # be sending) must be drained, not reset.
+            self.close(linger=getattr(codec, "discarded_bytes", 0) > 0)
+
+    def dispatch(self, event: Event | NeedData) -> None:
+        kind = type(event)
+        if kind is RequestStarted:
+            self.start(event)  # type: ignore[arg-type]
+        elif kind is BodyData:
+            self.requests[event.request_id].body.feed(event.data)  # type: ignore[union-attr]
+        elif kind is BodyEnd:
+            request = self.requests[event.request_id]  # type: ignore[union-attr]
+            if request.role is not Role.FILTER:
+                self.ready(request)
+        elif kind is FilterData:
+            request = self.requests[event.request_id]  # type: ignore[union-attr]
+            if request.data is None:
+                request.data = BodyBuffer(None, self.loop.config.limits)
+            request.data.feed(event.data)  # type: ignore[union-attr]
+        elif kind is FilterDataEnd:
+            self.ready(self.requests[event.request_id])  # type: ignore[union-attr]
+        elif kind is RequestAborted:
+            request_id = event.request_id  # type: ignore[union-attr]
+            aborted = self.requests.pop(request_id, None)
+            if aborted is not None:
+                aborted.body.discard()
+                log.info("request aborted by the web server: %s", request_label(aborted.environ))
+            self.write(self.codec.send_chunks(ResponseEnd(request_id, app_status=1)))
+        elif kind is ConnectionClosed:
+            self.close()
+
+    def start(self, event: RequestStarted) -> None:
+        config = self.loop.config
+        environ, declared = self.loop.builder.build(
+            event.params, script_name_in_path_info=event.script_name_in_path_info
+        )
+        if config.base_environ:
+            for key, value in config.base_environ.items():
+                environ.setdefault(key, value)
+        if event.role is not Role.RESPONDER:
+            environ["FCGI_ROLE"] = event.role.name
+        request_id = event.request_id
+        try:
+            body = BodyBuffer(declared, config.limits)
+        except ProtocolError as exc:
+            exc.request_id = request_id
+            raise
+        self.requests[request_id] = Request(event, environ, body)
+        self.head_since = 0.0
+
+    # -- running the app ------------------------------------------------
+    def ready(self, request: Request) -> None:
+        environ = request.environ
+        try:
+            stream = request.body.finish()
+        except ProtocolError as exc:
+            exc.request_id = request.id
+            raise
+        attach_input(environ, stream, terminated=request.body.declared is None)
+        if request.data is not None:
+            environ["wsgiwire.fcgi_data"] = request.data.finish()
+        pool = self.loop.pool
+        if pool is None:
+            self.run(request)
+            return
+        if not pool.submit(self, request):
+            self.requests.pop(request.id, None)
+            log.warning("overloaded: refused %s", request_label(environ))
+            with contextlib.suppress(ClientDisconnected):
+                self.write(self.loop.config.driver.overload_reply(self.codec, request.id))
+            return
+        self.busy = True
+        self.loop.pause(self)
+
+    def run(self, request: Request) -> None:
+        """Call the app for ``request`` and write the whole reply (any thread)."""
+        codec = self.codec
+        request_id = request.id
+        pending: list[Buffer] = []
+        size = 0
+
+        def out(data: bytes) -> None:
+            nonlocal size
+            pending.extend(codec.send_chunks(ResponseData(request_id, data)))
+            size += len(data)
+            if size >= _FLUSH_AT:
+                self.write(pending)
+                pending.clear()
+                size = 0
+
+        environ = request.environ
+        environ["wsgi.errors"] = ErrorStream(
+            lambda data: pending.extend(codec.send_chunks(ResponseErrorData(request_id, data)))
+        )
+        def send_file(filelike: IO[bytes], count: int) -> int:
+            nonlocal size
+            self.write(pending)
+            pending.clear()
+            size = 0
+            return self.sendfile(filelike, count)
+
+        driver = self.loop.config.driver
+        response = Response(
+            out,
+            method=environ["REQUEST_METHOD"],
+            style=driver.head_style,
+            protocol=environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+            file_sender=send_file if driver.raw_body else None,
+        )
+        loop = self.loop
+        started = loop.request_begins(environ)
+        try:
+            ok = call_app(loop.app, environ, response, debug=loop.config.debug)
+        except ClientDisconnected:
+            ok = False
+        loop.request_done(ok, environ, response, started)
+        self.requests.pop(request_id, None)
+        if self.closed:
+            return
+        pending.extend(codec.send_chunks(ResponseEnd(request_id, app_status=0 if ok else 1)))
+        with contextlib.suppress(ClientDisconnected):
+            self.write(pending)
+        if not ok and self.loop.config.driver.head_style is not HeadStyle.CGI:
+            # uwsgi/SCGI have no way to say "cut" but closing the connection.
+            self.close()
+
+    # -- errors ---------------------------------------------------------
+    def protocol_error(self, exc: ProtocolError) -> None:
+        peer = peer_text(self.peer)
+        log.warning("%s protocol error from %s: %s", self.loop.config.driver.name, peer, exc.msg)
+        request_id = exc.request_id
+        if request_id is not None and not self.closed:
+            try:
+                chunks = status_reply(
+                    self.codec, request_id, exc.status_hint, self.loop.config.driver.head_style
+                )
+            except ProtocolError:
+                chunks = []
+            if chunks:
+                with contextlib.suppress(ClientDisconnected):
+                    self.write(chunks)
+        self.requests.pop(request_id or 0, None)
+        with contextlib.suppress(ProtocolError):
+            housekeeping = self.codec.data_to_send()
+            if housekeeping:
+                with contextlib.suppress(ClientDisconnected):
+                    self.write([housekeeping])
+        self.close(linger=True)
+
+    # -- writing --------------------------------------------------------
+    def write(self, buffers: Sequence[Buffer]) -> None:
+        """Write every buffer, waiting (bounded) while the socket is full."""
+        if self.closed:
+            raise ClientDisconnected()
+        sock = self.sock
+        deadline = 0.0
+        views: list[Buffer] = [b for b in buffers if len(b)]
+        while views:
+            try:
+                sent = sock.sendmsg(views[:_IOV_MAX])
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                log.info("client %s went away: %s", peer_text(self.peer), exc.strerror)
+                self.close()
+                raise ClientDisconnected() from None
+            if sent:
+                deadline = 0.0
+                while views and sent >= len(views[0]):
+                    sent -= len(views[0])
+                    views.pop(0)
+                if sent:
+                    views[0] = memoryview(views[0])[sent:]
+                continue
+            if not deadline:
+                deadline = time.monotonic() + self.loop.config.limits.write_timeout
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not _wait_writable(sock, remaining):
+                log.warning("write timeout to %s; connection closed", peer_text(self.peer))
+                self.close()
+                raise ClientDisconnected()
+        self.last_active = time.monotonic()
+
+    def sendfile(self, filelike: IO[bytes], count: int) -> int:
+        """Write ``count`` bytes (-1: all) of ``filelike`` from its position with os.sendfile."""
+        if self.closed:
+            raise ClientDisconnected()
+        fd = filelike.fileno()
+        offset = filelike.tell()
+        if count < 0:
+            count = max(0, os.fstat(fd).st_size - offset)
+        sent = 0
+        out_fd = self.sock.fileno()
+        deadline = 0.0
+        while sent < count:
+            try:
+                n = os.sendfile(out_fd, fd, offset + sent, count - sent)
+            except (BlockingIOError, InterruptedError):
+                n = -1
+            except OSError as exc:
+                log.info("client %s went away: %s", peer_text(self.peer), exc.strerror)
+                self.close()
+                raise ClientDisconnected() from None
+            if n == 0:
+                break  # the file ended early; Response.finish() reports a short body
+            if n > 0:
+                sent += n
+                deadline = 0.0
+                continue
+            if not deadline:
+                deadline = time.monotonic() + self.loop.config.limits.write_timeout
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not _wait_writable(self.sock, remaining):
+                log.warning("write timeout to %s; connection closed", peer_text(self.peer))
+                self.close()
+                raise ClientDisconnected()
+        filelike.seek(offset + sent)
+        self.last_active = time.monotonic()
+        return sent
+
+    def close(self, *, linger: bool = False) -> None:
+        """Close the connection; with ``linger``, first let the peer finish sending.
+
+        Closing a socket with unread input makes the kernel send a reset, which
+        can destroy a reply the peer has not read yet (nginx then logs
+        "Connection reset by peer" and may answer 502). Lingering shuts down our
+        side and discards what still arrives, for a bounded time, as nginx's
+        lingering_close does.
+        """
+        if self.closed:
+            return
+        if linger:
+            self.closed = True
+            for request in self.requests.values():
+                request.body.discard()
+            self.requests.clear()
+            self.loop.forget(self)
+            self.loop.linger(self.sock)
+            return
+        self.closed = True
+        for request in self.requests.values():
+            request.body.discard()
+        self.requests.clear()
+        self.loop.forget(self)
+        close_quietly(self.sock)
+
+
+def _wait_writable(sock: socket.socket, timeout: float) -> bool:
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLOUT)
+    return bool(poller.poll(timeout * 1000))
+
+
+def peer_text(peer: object) -> str:
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = str(peer[0])
+        return f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
+    return "unix socket peer" if not peer else str(peer)
+
+
+class Lingerer:
+    """A closed connection draining the peer's last bytes (see ``Connection.close``)."""
+
+    __slots__ = ("deadline", "drained", "sock")
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.drained = 0
+
+    def drain(self) -> bool:
+        """Read and discard; True when done (EOF, error, or enough drained)."""
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
+        self.drained += len(data)
+        return not data or self.drained > _LINGER_BYTES

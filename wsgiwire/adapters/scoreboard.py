@@ -1,0 +1,120 @@
+"""What every worker process is doing, in memory shared across ``fork()``.
+
+One fixed-size slot per worker (twice the worker count, so a graceful reload
+can run old and new workers side by side). The master reads it for the
+status page (``--stats``) and the request watchdog (``--request-timeout``);
+workers read it to balance accepts: prefork workers accept from one shared
+socket, and left alone the kernel hands most kept-alive connections to
+whichever worker wakes first. A worker holding more than ``ACCEPT_SLACK``
+connections over the least-loaded accepting worker steps back for a moment.
+
+Each slot is written by its own worker only (the master writes a slot when
+it assigns or frees it), so no lock is needed; readers may see a value a few
+microseconds old, which is all balancing and statistics need.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+import time
+from dataclasses import dataclass
+
+__all__ = ["ACCEPT_SLACK", "FREE", "ACCEPTING", "DRAINING", "Scoreboard", "SlotInfo"]
+
+ACCEPT_SLACK = 1
+
+FREE = 0
+ACCEPTING = 1
+DRAINING = 2
+
+# pid, state, connections, requests, errors, busy threads, queued,
+# busy_since (monotonic seconds, 0 = idle), label length; then the label.
+_HEAD = struct.Struct("=qqqqqqqdq")
+_LABEL_SIZE = 240
+_SLOT_SIZE = _HEAD.size + _LABEL_SIZE
+
+_PID, _STATE, _CONNS, _REQUESTS, _ERRORS, _BUSY, _QUEUED = range(7)
+
+
+@dataclass(frozen=True, slots=True)
+class SlotInfo:
+    slot: int
+    pid: int
+    state: int
+    connections: int
+    requests: int
+    errors: int
+    busy_threads: int
+    queued: int
+    busy_since: float
+    label: str
+
+
+class Scoreboard:
+    """Shared per-worker counters; create before forking."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self.memory = mmap.mmap(-1, _SLOT_SIZE * slots)
+
+    # -- master side ------------------------------------------------------
+    def assign(self, slot: int, pid: int) -> None:
+        _HEAD.pack_into(self.memory, slot * _SLOT_SIZE, pid, ACCEPTING, 0, 0, 0, 0, 0, 0.0, 0)
+
+    def free(self, slot: int) -> None:
+        _HEAD.pack_into(self.memory, slot * _SLOT_SIZE, 0, FREE, 0, 0, 0, 0, 0, 0.0, 0)
+
+    def free_slot(self) -> int:
+        for slot in range(self.slots):
+            if self._field(slot, _STATE) == FREE:
+                return slot
+        raise RuntimeError("no free scoreboard slot")
+
+    def read(self, slot: int) -> SlotInfo:
+        values = _HEAD.unpack_from(self.memory, slot * _SLOT_SIZE)
+        start = slot * _SLOT_SIZE + _HEAD.size
+        label = bytes(self.memory[start : start + values[8]]).decode("utf-8", "replace")
+        pid, state, conns, requests, errors, busy, queued, since, _ = values
+        return SlotInfo(slot, pid, state, conns, requests, errors, busy, queued, since, label)
+
+    def all(self) -> list[SlotInfo]:
+        return [self.read(slot) for slot in range(self.slots) if self._field(slot, _STATE)]
+
+    # -- worker side ------------------------------------------------------
+    def _field(self, slot: int, index: int) -> int:
+        value: int = struct.unpack_from("=q", self.memory, slot * _SLOT_SIZE + index * 8)[0]
+        return value
+
+    def _set(self, slot: int, index: int, value: int) -> None:
+        struct.pack_into("=q", self.memory, slot * _SLOT_SIZE + index * 8, value)
+
+    def set_state(self, slot: int, state: int) -> None:
+        self._set(slot, _STATE, state)
+
+    def set_connections(self, slot: int, count: int) -> None:
+        self._set(slot, _CONNS, count)
+
+    def set_threads(self, slot: int, busy: int, queued: int) -> None:
+        self._set(slot, _BUSY, busy)
+        self._set(slot, _QUEUED, queued)
+
+    def request_started(self, slot: int, label: str) -> None:
+        data = label.encode("utf-8", "replace")[:_LABEL_SIZE]
+        base = slot * _SLOT_SIZE
+        self.memory[base + _HEAD.size : base + _HEAD.size + len(data)] = data
+        struct.pack_into("=dq", self.memory, base + 7 * 8, time.monotonic(), len(data))
+
+    def request_finished(self, slot: int, requests: int, errors: int) -> None:
+        """Store the worker's running totals and mark it idle."""
+        base = slot * _SLOT_SIZE
+        struct.pack_into("=qq", self.memory, base + _REQUESTS * 8, requests, errors)
+        struct.pack_into("=d", self.memory, base + 7 * 8, 0.0)
+
+    def should_yield(self, slot: int, count: int) -> bool:
+        """True when this worker holds clearly more connections than another accepting one."""
+        fewest = count
+        for other in range(self.slots):
+            if other != slot and self._field(other, _STATE) == ACCEPTING:
+                fewest = min(fewest, self._field(other, _CONNS))
+        return count > fewest + ACCEPT_SLACK

@@ -1,0 +1,359 @@
+"""A worker: one process's event loop (accept, read, dispatch, sweep), optional app threads."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import queue
+import random
+import selectors
+import socket
+import threading
+import time
+from typing import Any
+
+from ..core.environ import EnvironBuilder
+from ..core.gateway import FileWrapper, request_label
+from ..core.response import Response
+from ..errors import ClientDisconnected
+from ..limits import Limits
+from .base import ServerConfig
+from .connection import LINGER_TIME, Connection, Lingerer, Request, peer_text
+from .listeners import close_quietly
+from .scoreboard import ACCEPTING, DRAINING, Scoreboard
+
+__all__ = ["Pool", "Worker"]
+
+log = logging.getLogger("wsgiwire")
+access_log = logging.getLogger("wsgiwire.access")
+
+_SWEEP_INTERVAL = 1.0
+_ACCEPT_PAUSE = 0.005
+
+
+def _access_log(environ: dict[str, Any], response: Response, started: float) -> None:
+    """One line per request, in the spirit of the common log format."""
+    access_log.info(
+        '%s "%s %s%s %s" %s %d %.1fms',
+        environ.get("REMOTE_ADDR", "-"),
+        environ.get("REQUEST_METHOD", "-"),
+        environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
+        "?" + environ["QUERY_STRING"] if environ.get("QUERY_STRING") else "",
+        environ.get("SERVER_PROTOCOL", "-"),
+        (response.status or "-").split(" ", 1)[0],
+        response.sent,
+        (time.monotonic() - started) * 1000,
+    )
+
+
+class Pool:
+    """A fixed set of app threads with a bounded hand-off queue.
+
+    A queued request's connection is paused (no further reads), so web
+    servers, which send one request per connection at a time, simply wait.
+    Only past ``Limits.max_queued_requests`` waiting requests is one refused
+    (FCGI_OVERLOADED or 503): a fast answer instead of an unbounded queue.
+    """
+
+    def __init__(self, worker: Worker, threads: int, queue_size: int) -> None:
+        self.worker = worker
+        self.busy = 0
+        self._lock = threading.Lock()
+        self.jobs: queue.Queue[tuple[Connection, Request] | None] = queue.Queue(queue_size)
+        self.threads = [
+            threading.Thread(target=self._loop, name=f"wsgiwire-app-{i}", daemon=True)
+            for i in range(threads)
+        ]
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, conn: Connection, request: Request) -> bool:
+        try:
+            self.jobs.put_nowait((conn, request))
+        except queue.Full:
+            return False
+        return True
+
+    def _loop(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            conn, request = job
+            self._count(+1)
+            try:
+                conn.run(request)
+            except Exception:
+                log.exception("internal error running %s", request_label(request.environ))
+            finally:
+                self._count(-1)
+            self.worker.resume_later(conn)
+
+    def _count(self, delta: int) -> None:
+        with self._lock:
+            self.busy += delta
+            busy = self.busy
+        board = self.worker.board
+        if board is not None:
+            board.set_threads(self.worker.slot, busy, self.jobs.qsize())
+
+    def stop(self) -> None:
+        for _ in self.threads:
+            with contextlib.suppress(queue.Full):
+                self.jobs.put(None, timeout=1.0)
+        for thread in self.threads:
+            thread.join(timeout=5)
+
+
+class Worker:
+    """One process's event loop: accept, read, dispatch, sweep idle connections."""
+
+    def __init__(
+        self, config: ServerConfig, board: Scoreboard | None = None, slot: int = 0
+    ) -> None:
+        self.board = board
+        self.slot = slot
+        self.accept_paused_until = 0.0
+        self.config = config
+        self.app = config.load_app()
+        self.requests_served = 0
+        self.errors = 0
+        self._count_lock = threading.Lock()
+        self.max_requests = config.max_requests
+        if self.max_requests and config.max_requests_jitter:
+            self.max_requests += random.randint(0, config.max_requests_jitter)
+        self._watch = board is not None and config.threads == 0
+        self.builder = EnvironBuilder(
+            multithread=config.threads > 0,
+            multiprocess=config.workers > 1,
+            file_wrapper=FileWrapper,
+        )
+        self.selector = selectors.DefaultSelector()
+        self.connections: dict[int, Connection] = {}
+        self.lingering: dict[int, Lingerer] = {}
+        self.stopping = False
+        self.pool: Pool | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._resume: queue.SimpleQueue[Connection] = queue.SimpleQueue()
+
+    # -- connection bookkeeping -------------------------------------------
+    def forget(self, conn: Connection) -> None:
+        if self.connections.pop(id(conn), None) is not None:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                self.selector.unregister(conn.sock)
+            if self.board is not None:
+                self.board.set_connections(self.slot, len(self.connections))
+
+    # -- per-request accounting (any thread) -------------------------------
+    def request_begins(self, environ: dict[str, Any]) -> float:
+        if self._watch and self.board is not None:
+            self.board.request_started(self.slot, request_label(environ))
+        return time.monotonic()
+
+    def request_done(
+        self, ok: bool, environ: dict[str, Any], response: Response, started: float
+    ) -> None:
+        with self._count_lock:
+            self.requests_served += 1
+            self.errors += not ok
+            served, errors = self.requests_served, self.errors
+        if self.board is not None:
+            self.board.request_finished(self.slot, served, errors)
+        if self.config.access_log:
+            _access_log(environ, response, started)
+        if self.max_requests and served >= self.max_requests and not self.stopping:
+            log.info("worker %d served %d requests; recycling it", os.getpid(), served)
+            self.request_stop()
+
+    def linger(self, sock: socket.socket) -> None:
+        """Shut down our side of ``sock`` and drain it briefly before closing."""
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_WR)
+        lingerer = Lingerer(sock, time.monotonic() + LINGER_TIME)
+        try:
+            self.selector.register(sock, selectors.EVENT_READ, lingerer)
+        except (KeyError, ValueError, OSError):
+            close_quietly(sock)
+            return
+        self.lingering[id(lingerer)] = lingerer
+
+    def _end_linger(self, lingerer: Lingerer) -> None:
+        self.lingering.pop(id(lingerer), None)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.selector.unregister(lingerer.sock)
+        close_quietly(lingerer.sock)
+
+    def pause(self, conn: Connection) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(conn.sock)
+
+    def resume_later(self, conn: Connection) -> None:
+        self._resume.put(conn)
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+
+    def _resume_ready(self) -> None:
+        with contextlib.suppress(OSError):
+            while self._wake_r.recv(4096):
+                pass
+        while True:
+            try:
+                conn = self._resume.get_nowait()
+            except queue.Empty:
+                return
+            conn.busy = False
+            if conn.closed:
+                continue
+            if self.stopping and not conn.requests:
+                conn.close()
+                continue
+            self.selector.register(conn.sock, selectors.EVENT_READ, conn)
+            with contextlib.suppress(ClientDisconnected):
+                conn.pump()
+
+    # -- accepting ------------------------------------------------------
+    def _accept(self, listener: socket.socket) -> None:
+        board = self.board
+        count = len(self.connections)
+        if count >= self.config.limits.max_connections or (
+            board is not None and board.should_yield(self.slot, count)
+        ):
+            # At the FCGI_MAX_CONNS we advertise, or ahead of the other workers:
+            # leave new connections in the backlog for a moment.
+            self._stop_accepting()
+            self.accept_paused_until = time.monotonic() + _ACCEPT_PAUSE
+            return
+        for _ in range(64):
+            try:
+                sock, peer = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.error("cannot accept: %s", exc.strerror)
+                    return
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
+                    continue
+                raise
+            if len(self.connections) >= self.config.limits.max_connections:
+                close_quietly(sock)
+                log.warning("connection limit %d reached; connection refused",
+                            self.config.limits.max_connections)
+                return
+            if not self.config.peer_filter.allows(peer):
+                log.warning("connection from %s refused by the allow-list", peer_text(peer))
+                close_quietly(sock)
+                continue
+            sock.setblocking(False)
+            if sock.family != socket.AF_UNIX:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = Connection(self, sock, peer)
+            self.connections[id(conn)] = conn
+            self.selector.register(sock, selectors.EVENT_READ, conn)
+            if board is not None:
+                board.set_connections(self.slot, len(self.connections))
+                return  # one at a time, so the board stays current
+
+    # -- the loop ---------------------------------------------------------
+    def serve(self) -> None:
+        config = self.config
+        if config.threads > 0:
+            self.pool = Pool(self, config.threads, config.limits.max_queued_requests)
+        if self.board is not None:
+            self.board.set_state(self.slot, ACCEPTING)
+        self._start_accepting()
+        self.selector.register(self._wake_r, selectors.EVENT_READ, None)
+        limits = config.limits
+        next_sweep = time.monotonic() + _SWEEP_INTERVAL
+        stop_by = 0.0
+        try:
+            while True:
+                if self.stopping:
+                    if not stop_by:
+                        stop_by = time.monotonic() + config.graceful_timeout
+                        self._stop_accepting()
+                        if self.board is not None:
+                            self.board.set_state(self.slot, DRAINING)
+                    # Connections close as soon as they are between requests.
+                    self._close_idle()
+                    if not self.connections or time.monotonic() >= stop_by:
+                        break
+                timeout = _SWEEP_INTERVAL
+                if self.accept_paused_until:
+                    wait = self.accept_paused_until - time.monotonic()
+                    if wait <= 0 and not self.stopping:
+                        self.accept_paused_until = 0.0
+                        self._start_accepting()
+                    else:
+                        timeout = max(0.0, min(timeout, wait))
+                for key, _ in self.selector.select(timeout):
+                    target = key.data
+                    if target is None:
+                        self._resume_ready()
+                    elif type(target) is Connection:
+                        target.on_readable()
+                    elif type(target) is Lingerer:
+                        if target.drain():
+                            self._end_linger(target)
+                    else:
+                        self._accept(target)
+                now = time.monotonic()
+                if now >= next_sweep:
+                    next_sweep = now + _SWEEP_INTERVAL
+                    self._sweep(now, limits)
+        finally:
+            cut = [c for c in self.connections.values() if c.requests or c.busy]
+            if cut:
+                log.warning("stopping with %d connection(s) mid-request; they are cut", len(cut))
+            for conn in list(self.connections.values()):
+                conn.close()
+            for lingerer in list(self.lingering.values()):
+                self._end_linger(lingerer)
+            if self.pool is not None:
+                self.pool.stop()
+            self.selector.close()
+
+    def _sweep(self, now: float, limits: Limits) -> None:
+        for lingerer in list(self.lingering.values()):
+            if now >= lingerer.deadline:
+                self._end_linger(lingerer)
+        for conn in list(self.connections.values()):
+            if conn.busy:
+                continue
+            idle = now - conn.last_active
+            if conn.head_since and now - conn.head_since > limits.header_timeout:
+                log.warning("%s took over %.0f s to send a request head; closed",
+                            peer_text(conn.peer), limits.header_timeout)
+                conn.close()
+            elif conn.requests:
+                if idle > limits.body_idle_timeout:
+                    log.warning("%s sent no data for %.0f s mid-request; closed",
+                                peer_text(conn.peer), idle)
+                    conn.close()
+            elif idle > limits.keepalive_timeout:
+                conn.close()
+
+    def _start_accepting(self) -> None:
+        for listener in self.config.listeners:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.register(listener, selectors.EVENT_READ, listener)
+
+    def _stop_accepting(self) -> None:
+        for listener in self.config.listeners:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(listener)
+
+    def _close_idle(self) -> None:
+        for conn in list(self.connections.values()):
+            if not conn.requests and not conn.busy and not conn.head_since:
+                conn.close()
+
+    def request_stop(self) -> None:
+        self.stopping = True
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
