@@ -61,7 +61,13 @@ ALLOWED_STDLIB = {
 SHARED = frozenset({"events", "errors", "limits", "params"})
 
 ADAPTER_IMPORTERS = frozenset(
-    {"wsgiwire.cli", "wsgiwire._serve", "wsgiwire.__init__", "wsgiwire.__main__"}
+    {
+        "wsgiwire.cli",
+        "wsgiwire._serve",
+        "wsgiwire.check",
+        "wsgiwire.__init__",
+        "wsgiwire.__main__",
+    }
 )
 LOGGING_CONFIG = frozenset({"basicConfig", "addHandler", "setLevel", "dictConfig", "fileConfig"})
 

@@ -45,6 +45,36 @@ def build_parser() -> argparse.ArgumentParser:
                          help="ask FCGI_GET_VALUES instead of sending a request")
     request.add_argument("--timeout", type=float, default=30.0)
 
+    config = sub.add_parser(
+        "config", help="print a tested web-server configuration, filled in",
+        description="Print the server-configs/ file the integration tests boot for this "
+        "setup, with values filled in (stdout), and the matching backend command (stderr).",
+    )
+    config.add_argument("server", choices=("nginx", "apache", "lighttpd"))
+    config.add_argument("--protocol", "-p", default="fastcgi",
+                        choices=("fastcgi", "scgi", "uwsgi", "cgi"))
+    config.add_argument("--bind", "-b", default="127.0.0.1:9000", metavar="ADDR",
+                        help="the backend's address: HOST:PORT or unix:/path")
+    config.add_argument("--mount", default="", metavar="PREFIX",
+                        help="URL prefix of the app (default: the site root)")
+    config.add_argument("--app", default="myapp:app", metavar="MODULE:APP")
+    config.add_argument("--app-file", metavar="PATH",
+                        help="a .fcgi (or .cgi) file the web server starts itself")
+    config.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a placeholder (PORT, RUN_DIR, DOC_ROOT, USER, ...)")
+
+    check = sub.add_parser(
+        "check", help="run one request per protocol through an app, in this process",
+        description="Import APP as the server would, send one request through the real "
+        "FastCGI, SCGI and uwsgi code paths in this process, validate the app with "
+        "wsgiref.validate, and print what it received and answered.",
+    )
+    check.add_argument("app", nargs="?", metavar="APP", help="module:callable (default: demo)")
+    check.add_argument("--protocol", "-p", action="append",
+                       choices=("fastcgi", "scgi", "uwsgi"),
+                       help="only these protocols (repeatable; default: all three)")
+    check.add_argument("--path", default="/", help="request path and query (default /)")
+
     demo = sub.add_parser(
         "demo", help="run the built-in demo application over FastCGI",
         description="Serve the demo application over FastCGI on a private unix socket, with "
@@ -116,6 +146,41 @@ def _request(args: argparse.Namespace) -> int:
     return 0 if reply.app_status == 0 else 1
 
 
+def _config(args: argparse.Namespace) -> int:
+    from .deploy import ConfigError, choose, defaults, render, template_text
+
+    try:
+        setup = choose(args.server, args.protocol, bind=args.bind, mount=args.mount,
+                       app_file=args.app_file)
+        values = defaults(args.server, bind=args.bind, mount=args.mount,
+                          app_file=args.app_file)
+        for item in args.set:
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise ConfigError(f"--set takes NAME=VALUE, not {item!r}")
+            values[name] = value
+        text = render(template_text(setup.server, setup.template), values,
+                      source=f"{setup.server}/{setup.template}.conf")
+    except ConfigError as exc:
+        print(f"wsgiwire: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text)
+    if setup.protocol == "cgi":
+        backend = f"the CGI script {values['SCRIPT']}: run(app) from wsgiwire.adapters.cgi"
+    elif args.app_file is not None:
+        backend = (f"{args.app_file}: a script calling WSGIServer(app).run() from "
+                   "wsgiwire.adapters.fastcgi; the web server starts it")
+    else:
+        extra = " ".join(render(a, values) for a in setup.serve_args)
+        backend = (f"wsgiwire serve {args.app} --protocol {setup.protocol} --bind {args.bind}"
+                   + (f" {extra}" if extra else ""))
+    print(f"# tested file: server-configs/{setup.server}/{setup.template}.conf", file=sys.stderr)
+    print(f"# backend: {backend}", file=sys.stderr)
+    if setup.note:
+        print(f"# note: {setup.note}", file=sys.stderr)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     import shutil
     import signal
@@ -184,5 +249,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _request(args)
     if args.command == "demo":
         return _demo(args)
+    if args.command == "config":
+        return _config(args)
+    if args.command == "check":
+        from .check import PROTOCOLS
+        from .check import main as check_main
+
+        return check_main(args.app, args.protocol or PROTOCOLS, args.path, sys.stdout)
     parser.print_help()
     return 2
