@@ -194,8 +194,8 @@ def serve(args: argparse.Namespace) -> int:
     )
     from .adapters.runtime import Server, ServerConfig
 
-    specs = [parse_bind(a) for a in args.bind or ()]
     try:
+        specs = [parse_bind(a) for a in args.bind or ()]
         listeners = [open_listener(spec, socket_mode=args.socket_mode, backlog=args.backlog)
                      for spec in specs]
         if not listeners:

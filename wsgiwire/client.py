@@ -20,7 +20,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes, urlsplit
 
-from .events import NEED_DATA, Role
+from .errors import ProtocolError
+from .events import NEED_DATA, ConnectionClosed, Role
 from .protocols.fastcgi import (
     EndRequest,
     FastCGIClient,
@@ -84,10 +85,14 @@ def parse_target(url: str) -> Target:
     if transport:
         raise ClientError(f"unknown transport {transport!r} in {parts.scheme!r}")
     host = parts.hostname or "127.0.0.1"
-    if parts.port is None:
+    try:
+        port = parts.port
+    except ValueError:
+        raise ClientError(f"bad port in {url!r}") from None
+    if port is None:
         raise ClientError(f"{url!r} needs a port")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return Target(protocol, family, (host, parts.port), parts.path or "/", parts.query)
+    return Target(protocol, family, (host, port), parts.path or "/", parts.query)
 
 
 def _split_socket_path(path: str) -> tuple[str, str]:
@@ -204,7 +209,10 @@ def parse_head(raw: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
 
 def _recv_all(sock: socket.socket) -> Iterable[bytes]:
     while True:
-        data = sock.recv(262144)
+        try:
+            data = sock.recv(262144)
+        except OSError as exc:
+            raise ClientError(f"reading from the backend failed: {exc}") from None
         yield data
         if not data:
             return
@@ -247,8 +255,11 @@ def fastcgi_request(
                 closed = True
             codec.receive_data(data)
             while True:
-                event = codec.next_event()
-                if event is NEED_DATA:
+                try:
+                    event = codec.next_event()
+                except ProtocolError as exc:
+                    raise ClientError(f"the backend broke the FastCGI protocol: {exc}") from None
+                if event is NEED_DATA or isinstance(event, ConnectionClosed):
                     break
                 if isinstance(event, StdoutData):
                     stdout.append(event.data)
@@ -324,6 +335,9 @@ def encode_scgi(params: Pairs) -> bytes:
 def encode_uwsgi(params: Pairs, modifier1: int = 0, modifier2: int = 0) -> bytes:
     """A uwsgi request head: the 4-byte header and the vars block."""
     pack = struct.Struct("<H").pack
+    for name, value in params:
+        if len(name) > 0xFFFF or len(value) > 0xFFFF:
+            raise ClientError(f"uwsgi variable {name[:40]!r} is longer than 65535 bytes")
     block = b"".join(pack(len(k)) + k + pack(len(v)) + v for k, v in params)
     if len(block) > 0xFFFF:
         raise ClientError(f"uwsgi vars block of {len(block)} bytes exceeds 65535")

@@ -130,9 +130,10 @@ class Connection:
         if housekeeping:
             self.write([housekeeping])
         if codec.should_close and not self.requests and not self.busy:
-            # Bytes past the request (nginx with request buffering off may still
-            # be sending) must be drained, not reset.
-            self.close(linger=getattr(codec, "discarded_bytes", 0) > 0)
+            # Input may still be on its way: the rest of a request the codec
+            # refused (housekeeping replies), or bytes past a body (nginx with
+            # request buffering off). Drain it rather than reset the peer.
+            self.close(linger=bool(housekeeping) or getattr(codec, "discarded_bytes", 0) > 0)
 
     def dispatch(self, event: Event | NeedData) -> None:
         kind = type(event)

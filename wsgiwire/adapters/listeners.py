@@ -79,11 +79,9 @@ def parse_bind(address: str) -> BindSpec:
             raise BindError("unix: needs a path, e.g. unix:/run/app.sock")
         return BindSpec("unix", path=path)
     if address.startswith("fd:"):
-        try:
-            fd = int(address[3:])
-        except ValueError:
-            raise BindError(f"fd: needs a number, not {address[3:]!r}") from None
-        return BindSpec("fd", fd=fd)
+        if not address[3:].isdigit():
+            raise BindError(f"fd: needs a number (a descriptor), not {address[3:]!r}")
+        return BindSpec("fd", fd=int(address[3:]))
     if address.startswith("/"):
         return BindSpec("unix", path=address)
     if address.startswith("["):

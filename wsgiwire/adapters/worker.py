@@ -317,6 +317,8 @@ class Worker:
             if self.pool is not None:
                 self.pool.stop()
             self.selector.close()
+            self._wake_r.close()
+            self._wake_w.close()
 
     def _sweep(self, now: float, limits: Limits) -> None:
         for lingerer in list(self.lingering.values()):
