@@ -94,6 +94,19 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mount", metavar="PREFIX",
                        help="the app's mount prefix: SCRIPT_NAME becomes PREFIX and PATH_INFO "
                        "the rest of the request path, whatever the server sent")
+    group.add_argument("--strip-script-name", nargs="?", const="", metavar="PREFIX",
+                       help="the app is reached through a rewrite to app.fcgi/app.cgi: drop "
+                       "the script name from SCRIPT_NAME (PREFIX: the public mount, default /)")
+    group.add_argument("--lighttpd-root-fix", nargs="?", const="/", metavar="APP_ROOT",
+                       help="lighttpd with the app at / sends the first path segment as "
+                       "SCRIPT_NAME: rebuild the split at APP_ROOT (default /)")
+    group.add_argument("--trusted-proxy", type=int, default=0, metavar="HOPS",
+                       help="a proxy in front of the web server: honour X-Forwarded-For and "
+                       "-Proto from that many hops (default 0: off)")
+    group.add_argument("--trusted-proxy-host", action="store_true",
+                       help="with --trusted-proxy, also X-Forwarded-Host, -Port and -Prefix")
+    group.add_argument("--no-detect", action="store_true",
+                       help="do not log a hint when a setup looks like it needs a path fix")
     group.add_argument("--role", action="append",
                        choices=("responder", "authorizer", "filter"),
                        help="FastCGI roles to accept (repeatable; default: responder). "
@@ -151,10 +164,23 @@ def _driver(args: argparse.Namespace) -> ProtocolDriver:
 
 
 def _wrap(app: WSGIApp, args: argparse.Namespace) -> WSGIApp:
-    if args.mount is not None:
-        from .middleware.mount import MountPrefix
+    """The middleware the options ask for: path fix(detector(proxy fix(app)))."""
+    from . import middleware
 
-        app = MountPrefix(app, args.mount)
+    if args.trusted_proxy:
+        hops = args.trusted_proxy
+        extra = hops if args.trusted_proxy_host else 0
+        app = middleware.TrustedProxy(
+            app, x_for=hops, x_proto=hops, x_host=extra, x_port=extra, x_prefix=extra
+        )
+    if not args.no_detect:
+        app = middleware.SetupDetector(app)
+    if args.strip_script_name is not None:
+        app = middleware.ScriptNameStripper(app, args.strip_script_name)
+    if args.lighttpd_root_fix is not None:
+        app = middleware.LighttpdCGIRootFix(app, args.lighttpd_root_fix)
+    if args.mount is not None:
+        app = middleware.MountPrefix(app, args.mount)
     return app
 
 
