@@ -92,9 +92,11 @@ class Server:
         config = self.config
         try:
             with self._pid_file():
-                drop_privileges(config.user, config.group)
                 if config.workers < 1:
+                    drop_privileges(config.user, config.group)
                     return self._serve_single()
+                # The master keeps its rights to remove the pid file and socket
+                # at exit; the workers, which run the app, drop them.
                 return self._serve_prefork()
         finally:
             for path in config.owned_paths:
@@ -143,6 +145,8 @@ class Server:
         signal.signal(signal.SIGHUP, on_reload)
         signal.signal(signal.SIGCHLD, lambda signum, frame: None)  # wakes the loop
         try:
+            if config.reload_dirs:
+                self._sources_changed()  # the baseline, before any worker imports the app
             for _ in range(config.workers):
                 self._spawn()
             next_scan = time.monotonic() + 1.0
@@ -202,6 +206,7 @@ class Server:
         signal.set_wakeup_fd(-1)
         if self.config.stats_listener is not None:
             close_quietly(self.config.stats_listener)
+        drop_privileges(self.config.user, self.config.group)
         try:
             worker = Worker(self.config, self.board, slot)
         except Exception:
@@ -237,7 +242,9 @@ class Server:
             if code != 0:
                 log.warning("worker %d died (%s) after %.1f s; starting another",
                             pid, _describe_status(code), lived)
-            self._quick_deaths = self._quick_deaths + 1 if lived < _QUICK_DEATH else 0
+            # A clean exit (--max-requests) is a recycle, never a crash loop.
+            failed_fast = code != 0 and lived < _QUICK_DEATH
+            self._quick_deaths = self._quick_deaths + 1 if failed_fast else 0
             if self._quick_deaths >= _QUICK_DEATHS_LIMIT:
                 log.critical("workers keep dying as they start; stopping the server")
                 self._exit_code = 1
@@ -299,7 +306,7 @@ class Server:
             for info in self.board.all():
                 workers.append({
                     "pid": info.pid,
-                    "state": ("free", "accepting", "draining")[info.state],
+                    "state": ("free", "accepting", "draining", "booting")[info.state],
                     "connections": info.connections,
                     "requests": info.requests,
                     "errors": info.errors,

@@ -20,13 +20,22 @@ import struct
 import time
 from dataclasses import dataclass
 
-__all__ = ["ACCEPT_SLACK", "FREE", "ACCEPTING", "DRAINING", "Scoreboard", "SlotInfo"]
+__all__ = [
+    "ACCEPTING",
+    "ACCEPT_SLACK",
+    "BOOTING",
+    "DRAINING",
+    "FREE",
+    "Scoreboard",
+    "SlotInfo",
+]
 
 ACCEPT_SLACK = 1
 
 FREE = 0
 ACCEPTING = 1
 DRAINING = 2
+BOOTING = 3  # forked, still loading the app: not a candidate for balancing yet
 
 # pid, state, connections, requests, errors, busy threads, queued,
 # busy_since (monotonic seconds, 0 = idle), label length; then the label.
@@ -60,7 +69,7 @@ class Scoreboard:
 
     # -- master side ------------------------------------------------------
     def assign(self, slot: int, pid: int) -> None:
-        _HEAD.pack_into(self.memory, slot * _SLOT_SIZE, pid, ACCEPTING, 0, 0, 0, 0, 0, 0.0, 0)
+        _HEAD.pack_into(self.memory, slot * _SLOT_SIZE, pid, BOOTING, 0, 0, 0, 0, 0, 0.0, 0)
 
     def free(self, slot: int) -> None:
         _HEAD.pack_into(self.memory, slot * _SLOT_SIZE, 0, FREE, 0, 0, 0, 0, 0, 0.0, 0)

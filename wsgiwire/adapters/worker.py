@@ -33,6 +33,15 @@ _SWEEP_INTERVAL = 1.0
 _ACCEPT_PAUSE = 0.005
 
 
+def _has_input(sock: socket.socket) -> bool:
+    try:
+        return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+    except (BlockingIOError, InterruptedError):
+        return False
+    except OSError:
+        return False
+
+
 def _access_log(environ: dict[str, Any], response: Response, started: float) -> None:
     """One line per request, in the spirit of the common log format."""
     access_log.info(
@@ -60,8 +69,13 @@ class Pool:
     def __init__(self, worker: Worker, threads: int, queue_size: int) -> None:
         self.worker = worker
         self.busy = 0
+        # Requests handed over and not finished: running plus waiting. Only past
+        # threads + queue_size is one refused, so requests arriving together at
+        # idle threads are never mistaken for overload.
+        self.pending = 0
+        self.capacity = threads + queue_size
         self._lock = threading.Lock()
-        self.jobs: queue.Queue[tuple[Connection, Request] | None] = queue.Queue(queue_size)
+        self.jobs: queue.SimpleQueue[tuple[Connection, Request] | None] = queue.SimpleQueue()
         self.threads = [
             threading.Thread(target=self._loop, name=f"wsgiwire-app-{i}", daemon=True)
             for i in range(threads)
@@ -70,10 +84,13 @@ class Pool:
             thread.start()
 
     def submit(self, conn: Connection, request: Request) -> bool:
-        try:
-            self.jobs.put_nowait((conn, request))
-        except queue.Full:
-            return False
+        with self._lock:
+            if self.pending >= self.capacity:
+                return False
+            self.pending += 1
+            busy, waiting = self.busy, self.pending - self.busy
+        self.jobs.put((conn, request))
+        self._report(busy, waiting)
         return True
 
     def _loop(self) -> None:
@@ -82,27 +99,30 @@ class Pool:
             if job is None:
                 return
             conn, request = job
-            self._count(+1)
+            self._count(+1, 0)
             try:
                 conn.run(request)
             except Exception:
                 log.exception("internal error running %s", request_label(request.environ))
             finally:
-                self._count(-1)
+                self._count(-1, -1)
             self.worker.resume_later(conn)
 
-    def _count(self, delta: int) -> None:
+    def _count(self, busy_delta: int, pending_delta: int) -> None:
         with self._lock:
-            self.busy += delta
-            busy = self.busy
+            self.busy += busy_delta
+            self.pending += pending_delta
+            busy, waiting = self.busy, self.pending - self.busy
+        self._report(busy, waiting)
+
+    def _report(self, busy: int, waiting: int) -> None:
         board = self.worker.board
         if board is not None:
-            board.set_threads(self.worker.slot, busy, self.jobs.qsize())
+            board.set_threads(self.worker.slot, busy, waiting)
 
     def stop(self) -> None:
         for _ in self.threads:
-            with contextlib.suppress(queue.Full):
-                self.jobs.put(None, timeout=1.0)
+            self.jobs.put(None)
         for thread in self.threads:
             thread.join(timeout=5)
 
@@ -159,7 +179,7 @@ class Worker:
     ) -> None:
         with self._count_lock:
             self.requests_served += 1
-            self.errors += not ok
+            self.errors += not ok or response.failed
             served, errors = self.requests_served, self.errors
         if self.board is not None:
             self.board.request_finished(self.slot, served, errors)
@@ -217,6 +237,8 @@ class Worker:
 
     # -- accepting ------------------------------------------------------
     def _accept(self, listener: socket.socket) -> None:
+        if self.stopping:
+            return  # leave waiting connections to a worker that will serve them
         board = self.board
         count = len(self.connections)
         if count >= self.config.limits.max_connections or (
@@ -351,9 +373,11 @@ class Worker:
                 self.selector.unregister(listener)
 
     def _close_idle(self) -> None:
+        """Close connections between requests; one with unread bytes is served first."""
         for conn in list(self.connections.values()):
-            if not conn.requests and not conn.busy and not conn.head_since:
-                conn.close()
+            if conn.requests or conn.busy or conn.head_since or _has_input(conn.sock):
+                continue
+            conn.close()
 
     def request_stop(self) -> None:
         self.stopping = True

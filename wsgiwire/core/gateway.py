@@ -180,6 +180,7 @@ def _end_request(body: object, errors: object) -> None:
 
 
 def _fail(exc: Exception, environ: dict[str, Any], response: Response, debug: bool) -> bool:
+    response.failed = True
     what = "misuse of start_response" if isinstance(exc, StartResponseError) else "error"
     log.error(
         "application %s in %s: %s: %s",

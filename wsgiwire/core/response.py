@@ -148,6 +148,7 @@ class Response:
         "no_body",
         "overflowed",
         "environ",
+        "failed",
         "file_sender",
     )
 
@@ -164,6 +165,8 @@ class Response:
         self._out = out
         self.environ = environ
         self.file_sender = file_sender
+        # Set by the gateway when the application raised (answered 500 or cut).
+        self.failed = False
         self._style = style
         # Only the two versions a status line can carry; anything else (HTTP/2.0 from
         # an h2 front, or a value with CR/LF in it) must not reach the wire.
