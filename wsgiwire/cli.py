@@ -171,7 +171,11 @@ def _config(args: argparse.Namespace) -> int:
         backend = (f"{args.app_file}: a script calling WSGIServer(app).run() from "
                    "wsgiwire.adapters.fastcgi; the web server starts it")
     else:
-        extra = " ".join(render(a, values) for a in setup.serve_args)
+        options = [render(a, values) for a in setup.serve_args]
+        if args.bind.startswith(("unix:", "/")):
+            # The web server's workers must be able to open the 0660 socket.
+            options += ["--socket-owner", f"{values['USER']}:{values['GROUP']}"]
+        extra = " ".join(options)
         backend = (f"wsgiwire serve {args.app} --protocol {setup.protocol} --bind {args.bind}"
                    + (f" {extra}" if extra else ""))
     print(f"# tested file: server-configs/{setup.server}/{setup.template}.conf", file=sys.stderr)

@@ -91,6 +91,12 @@ _SPAWNED: dict[str, Setup] = {
                     "the document root"),
     "lighttpd": Setup("lighttpd", "fastcgi-spawn", "fastcgi"),
 }
+_LIGHTTPD_SPAWN_AT_ROOT = Setup(
+    "lighttpd", "fastcgi-spawn", "fastcgi",
+    note="at the site root lighttpd sends the whole path as SCRIPT_NAME: wrap the app, "
+    "WSGIServer(LighttpdCGIRootFix(app)).run(), with LighttpdCGIRootFix from "
+    "wsgiwire.middleware",
+)
 
 
 def choose(
@@ -99,14 +105,21 @@ def choose(
     """The tested setup for ``server`` speaking ``protocol`` on ``bind`` at ``mount``."""
     if server not in SERVERS:
         raise ConfigError(f"unknown server {server!r}; choose from {', '.join(SERVERS)}")
-    if app_file is not None:
+    prefixed = bool(mount.strip("/"))
+    if app_file is not None and protocol != "cgi":  # a CGI script is the file itself
         if protocol != "fastcgi" or server not in _SPAWNED:
             raise ConfigError(
                 "--app-file (a .fcgi the web server starts) is tested with "
                 "apache (mod_fcgid) and lighttpd (bin-path) over fastcgi"
             )
+        if server == "apache" and prefixed:
+            raise ConfigError(
+                "the tested mod_fcgid setup (.htaccess rewrite to app.fcgi) serves the "
+                "directory it sits in: put the files there and drop --mount"
+            )
+        if server == "lighttpd" and not prefixed:
+            return _LIGHTTPD_SPAWN_AT_ROOT
         return _SPAWNED[server]
-    prefixed = bool(mount.strip("/"))
     where = "a prefix" if prefixed else "the site root"
     candidates = _TABLE.get((server, protocol, prefixed))
     if not candidates:

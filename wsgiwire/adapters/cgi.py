@@ -150,6 +150,9 @@ def _stdout_to_stderr() -> Iterator[IO[bytes]]:
 def run(app: WSGIApp, *, debug: bool = False, limits: Limits = DEFAULT_LIMITS) -> bool:
     """Serve the one request this CGI process was started for."""
     params = _environ_bytes()
+    if b"GATEWAY_INTERFACE" not in params and b"PATH_INFO" not in params:
+        # Run by hand from a shell, not by a web server: ask for the app's root page.
+        params = {**params, b"PATH_INFO": b"/"}
     os.environ.pop("HTTP_PROXY", None)
     gateway = CGIGateway(app, debug=debug, limits=limits)
     stdin = sys.stdin.buffer if sys.stdin is not None else open(os.devnull, "rb")  # noqa: SIM115

@@ -44,6 +44,9 @@ log = logging.getLogger("wsgiwire")
 RECV_SIZE = 262144
 # Response bytes buffered before a write is forced while the app still runs.
 _FLUSH_AT = 262144
+# Reply bytes that may wait for a slow reader while the app called in the loop
+# goes on; past this the app's output waits for the socket instead.
+_OUTBOX_MAX = 16 << 20
 # sendmsg() takes at most IOV_MAX (1024 on Linux) buffers at once.
 _IOV_MAX = 1024
 # Lingering close: how long and how much to drain after a refusal (nginx's
@@ -69,11 +72,16 @@ class Connection:
 
     __slots__ = (
         "busy",
+        "close_after_flush",
         "closed",
         "codec",
         "head_since",
         "last_active",
+        "last_done",
         "loop",
+        "outbox",
+        "outbox_bytes",
+        "outbox_since",
         "peer",
         "requests",
         "sock",
@@ -91,6 +99,12 @@ class Connection:
         # When the first byte of a request head arrived (0: not reading a head):
         # the header timeout runs from here, so a trickling client is cut.
         self.head_since = 0.0
+        # Reply bytes the peer could not take yet (see write(block=False)).
+        self.outbox: list[Buffer] | None = None
+        self.outbox_bytes = 0
+        self.outbox_since = 0.0
+        self.close_after_flush = False
+        self.last_done = False
 
     # -- reading --------------------------------------------------------
     def on_readable(self) -> None:
@@ -111,7 +125,9 @@ class Connection:
     def pump(self) -> None:
         """Handle every event the codec has; stop while a request runs on a thread."""
         codec = self.codec
-        while not self.closed and not self.busy:
+        while not self.closed and not self.busy and self.outbox is None:
+            if self.last_done and not self.requests:
+                break  # nothing after a request the peer said was the last
             try:
                 event = codec.next_event()
             except ProtocolError as exc:
@@ -122,10 +138,14 @@ class Connection:
             try:
                 self.dispatch(event)
             except ProtocolError as exc:
+                if exc.request_id is None:
+                    exc.request_id = getattr(event, "request_id", None)
                 self.protocol_error(exc)
                 return
         if self.closed:
             return
+        if self.head_since and not self.requests and codec.idle:
+            self.head_since = 0.0  # bytes that started no request (e.g. a late ABORT)
         housekeeping = codec.data_to_send()
         if housekeeping:
             self.write([housekeeping])
@@ -133,7 +153,7 @@ class Connection:
             # Input may still be on its way: the rest of a request the codec
             # refused (housekeeping replies), or bytes past a body (nginx with
             # request buffering off). Drain it rather than reset the peer.
-            self.close(linger=bool(housekeeping) or getattr(codec, "discarded_bytes", 0) > 0)
+            self.close_soon(linger=bool(housekeeping) or getattr(codec, "discarded_bytes", 0) > 0)
 
     def dispatch(self, event: Event | NeedData) -> None:
         kind = type(event)
@@ -212,12 +232,17 @@ class Connection:
         pending: list[Buffer] = []
         size = 0
 
+        inline = self.loop.pool is None
+
         def out(data: bytes) -> None:
             nonlocal size
             pending.extend(codec.send_chunks(ResponseData(request_id, data)))
             size += len(data)
             if size >= _FLUSH_AT:
-                self.write(pending)
+                # In the loop, up to _OUTBOX_MAX of a reply may wait for a slow
+                # reader without holding up other connections; past that the
+                # app's output waits for the socket (memory stays bounded).
+                self.write(pending, block=not inline or self.outbox_bytes >= _OUTBOX_MAX)
                 pending.clear()
                 size = 0
 
@@ -227,7 +252,7 @@ class Connection:
         )
         def send_file(filelike: IO[bytes], count: int) -> int:
             nonlocal size
-            self.write(pending)
+            self.write(pending)  # blocking: sendfile follows in order
             pending.clear()
             size = 0
             return self.sendfile(filelike, count)
@@ -251,11 +276,14 @@ class Connection:
         if self.closed:
             return
         pending.extend(codec.send_chunks(ResponseEnd(request_id, app_status=0 if ok else 1)))
+        # A request without keep-alive was the connection's last: no more are read.
+        self.last_done = codec.should_close
         with contextlib.suppress(ClientDisconnected):
-            self.write(pending)
+            # In the loop, a reply the peer cannot take at once waits in the outbox.
+            self.write(pending, block=not inline)
         if not ok and self.loop.config.driver.head_style is not HeadStyle.CGI:
             # uwsgi/SCGI have no way to say "cut" but closing the connection.
-            self.close()
+            self.close_soon()
 
     # -- errors ---------------------------------------------------------
     def protocol_error(self, exc: ProtocolError) -> None:
@@ -281,16 +309,30 @@ class Connection:
         self.close(linger=True)
 
     # -- writing --------------------------------------------------------
-    def write(self, buffers: Sequence[Buffer]) -> None:
-        """Write every buffer, waiting (bounded) while the socket is full."""
+    def write(self, buffers: Sequence[Buffer], *, block: bool = True) -> None:
+        """Write every buffer; while the socket is full, wait (bounded) or park the rest.
+
+        With ``block=False`` (a finished reply, app called in the loop) what the
+        peer cannot take yet goes to the outbox, flushed when the socket turns
+        writable, so one slow reader never holds up the other connections.
+        """
         if self.closed:
             raise ClientDisconnected()
+        views: list[Buffer] = [b for b in buffers if len(b)]
+        if self.outbox is not None:
+            self.outbox.extend(views)
+            self.outbox_bytes += sum(map(len, views))
+            if not block:
+                return
+            # Blocking now: what waited goes first, in order.
+            views, self.outbox, self.outbox_bytes = self.outbox, None, 0
+            self.loop.done_writing(self)
         sock = self.sock
         deadline = 0.0
-        views: list[Buffer] = [b for b in buffers if len(b)]
-        while views:
+        first = 0
+        while first < len(views):
             try:
-                sent = sock.sendmsg(views[:_IOV_MAX])
+                sent = sock.sendmsg(views[first : first + _IOV_MAX])
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
@@ -299,12 +341,18 @@ class Connection:
                 raise ClientDisconnected() from None
             if sent:
                 deadline = 0.0
-                while views and sent >= len(views[0]):
-                    sent -= len(views[0])
-                    views.pop(0)
+                while first < len(views) and sent >= len(views[first]):
+                    sent -= len(views[first])
+                    first += 1
                 if sent:
-                    views[0] = memoryview(views[0])[sent:]
+                    views[first] = memoryview(views[first])[sent:]
                 continue
+            if not block:
+                self.outbox = views[first:]
+                self.outbox_bytes = sum(map(len, self.outbox))
+                self.outbox_since = time.monotonic()
+                self.loop.want_write(self)
+                return
             if not deadline:
                 deadline = time.monotonic() + self.loop.config.limits.write_timeout
             remaining = deadline - time.monotonic()
@@ -313,6 +361,26 @@ class Connection:
                 self.close()
                 raise ClientDisconnected()
         self.last_active = time.monotonic()
+
+    def on_writable(self) -> None:
+        """The socket can take more of the outbox; resume reading once it is empty."""
+        outbox = self.outbox
+        if outbox is None or self.closed:
+            return
+        self.outbox = None
+        self.outbox_bytes = 0
+        try:
+            self.write(outbox, block=False)
+        except ClientDisconnected:
+            return
+        if self.outbox is not None:
+            return
+        self.loop.done_writing(self)
+        if self.close_after_flush:
+            self.close()
+            return
+        with contextlib.suppress(ClientDisconnected):
+            self.pump()
 
     def sendfile(self, filelike: IO[bytes], count: int) -> int:
         """Write ``count`` bytes (-1: all) of ``filelike`` from its position with os.sendfile."""
@@ -350,6 +418,13 @@ class Connection:
         filelike.seek(offset + sent)
         self.last_active = time.monotonic()
         return sent
+
+    def close_soon(self, *, linger: bool = False) -> None:
+        """Close once the outbox is written (at once when it is empty)."""
+        if self.outbox is not None:
+            self.close_after_flush = True
+            return
+        self.close(linger=linger)
 
     def close(self, *, linger: bool = False) -> None:
         """Close the connection; with ``linger``, first let the peer finish sending.

@@ -207,6 +207,15 @@ class Worker:
             self.selector.unregister(lingerer.sock)
         close_quietly(lingerer.sock)
 
+    def want_write(self, conn: Connection) -> None:
+        """``conn`` has an outbox: wait for writability, and stop reading meanwhile."""
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.selector.modify(conn.sock, selectors.EVENT_WRITE, conn)
+
+    def done_writing(self, conn: Connection) -> None:
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.selector.modify(conn.sock, selectors.EVENT_READ, conn)
+
     def pause(self, conn: Connection) -> None:
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(conn.sock)
@@ -313,12 +322,15 @@ class Worker:
                         self._start_accepting()
                     else:
                         timeout = max(0.0, min(timeout, wait))
-                for key, _ in self.selector.select(timeout):
+                for key, mask in self.selector.select(timeout):
                     target = key.data
                     if target is None:
                         self._resume_ready()
                     elif type(target) is Connection:
-                        target.on_readable()
+                        if mask & selectors.EVENT_WRITE:
+                            target.on_writable()
+                        else:
+                            target.on_readable()
                     elif type(target) is Lingerer:
                         if target.drain():
                             self._end_linger(target)
@@ -349,6 +361,12 @@ class Worker:
         for conn in list(self.connections.values()):
             if conn.busy:
                 continue
+            if conn.outbox is not None:
+                if now - conn.outbox_since > limits.write_timeout:
+                    log.warning("%s read nothing for %.0f s; connection closed",
+                                peer_text(conn.peer), limits.write_timeout)
+                    conn.close()
+                continue
             idle = now - conn.last_active
             if conn.head_since and now - conn.head_since > limits.header_timeout:
                 log.warning("%s took over %.0f s to send a request head; closed",
@@ -375,7 +393,8 @@ class Worker:
     def _close_idle(self) -> None:
         """Close connections between requests; one with unread bytes is served first."""
         for conn in list(self.connections.values()):
-            if conn.requests or conn.busy or conn.head_since or _has_input(conn.sock):
+            if (conn.requests or conn.busy or conn.head_since or conn.outbox is not None
+                    or _has_input(conn.sock)):
                 continue
             conn.close()
 

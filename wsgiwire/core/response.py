@@ -150,6 +150,7 @@ class Response:
         "environ",
         "failed",
         "file_sender",
+        "finished",
     )
 
     def __init__(
@@ -167,6 +168,7 @@ class Response:
         self.file_sender = file_sender
         # Set by the gateway when the application raised (answered 500 or cut).
         self.failed = False
+        self.finished = False
         self._style = style
         # Only the two versions a status line can carry; anything else (HTTP/2.0 from
         # an h2 front, or a value with CR/LF in it) must not reach the wire.
@@ -226,6 +228,8 @@ class Response:
                 )
         if self.status is None:
             raise StartResponseError("write() or body data before start_response()")
+        if self.finished:
+            raise StartResponseError("write() after the response was finished")
         if not data:
             return
         if self.no_body:
@@ -282,6 +286,7 @@ class Response:
         """
         if self.status is None:
             raise StartResponseError("the application returned without calling start_response()")
+        self.finished = True
         if not self.head_sent:
             self._out(self._render_head())
         if (

@@ -315,6 +315,11 @@ class OneShotConnection:
         return self._ended or self._eof or self._error is not None
 
     @property
+    def idle(self) -> bool:
+        """Nothing of the request has arrived yet."""
+        return self._state == _HEAD and not self._buffer
+
+    @property
     def discarded_bytes(self) -> int:
         """Bytes received past the declared body and dropped (for the log)."""
         return self._discarded

@@ -1031,6 +1031,11 @@ class FastCGIConnection:
         return self._close or self._reader.eof or self._error is not None
 
     @property
+    def idle(self) -> bool:
+        """No request is open and no partial record is buffered (between requests)."""
+        return not self._reader and not self._requests
+
+    @property
     def active_requests(self) -> int:
         """Requests begun and not yet ended (or rejected) on this connection."""
         return len(self._requests)
