@@ -177,10 +177,15 @@ class Worker:
     def request_done(
         self, ok: bool, environ: dict[str, Any], response: Response, started: float
     ) -> None:
-        with self._count_lock:
+        if self.pool is None:  # one thread: no lock needed
             self.requests_served += 1
             self.errors += not ok or response.failed
             served, errors = self.requests_served, self.errors
+        else:
+            with self._count_lock:
+                self.requests_served += 1
+                self.errors += not ok or response.failed
+                served, errors = self.requests_served, self.errors
         if self.board is not None:
             self.board.request_finished(self.slot, served, errors)
         if self.config.access_log:

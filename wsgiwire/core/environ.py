@@ -48,6 +48,13 @@ _REMOVED = tuple(_DROPPED | _SERVER_ONLY)
 
 Environ = dict[str, Any]
 
+# The same few dozen parameter names arrive with every request: their decoded
+# forms are kept (bounded in count and length, so a peer inventing names cannot
+# grow it without limit).
+_NAME_CACHE: dict[bytes, str] = {}
+_NAME_CACHE_SIZE = 1024
+_NAME_CACHE_LENGTH = 64
+
 
 def decode_request_path(request_uri: str) -> str:
     """The path of a REQUEST_URI (no query), percent-decoded to latin-1 text.
@@ -128,12 +135,16 @@ class EnvironBuilder:
         Raises :class:`~wsgiwire.errors.BadRequest` for a malformed CONTENT_LENGTH.
         """
         env: Environ = {}
-        setdefault_or_join = _merge
+        names = _NAME_CACHE
         for raw_name, raw_value in params:
-            name = raw_name.decode("latin-1")
+            name = names.get(raw_name)
+            if name is None:
+                name = raw_name.decode("latin-1")
+                if len(names) < _NAME_CACHE_SIZE and len(raw_name) <= _NAME_CACHE_LENGTH:
+                    names[raw_name] = name
             value = raw_value.decode("latin-1")
             if name in env and name.startswith("HTTP_"):
-                setdefault_or_join(env, name, value)
+                _merge(env, name, value)
             else:
                 env[name] = value
         return self._finish(env, script_name_in_path_info)
