@@ -147,13 +147,20 @@ def _run_one(app: WSGIApp, protocol: str, path: str, method: str, body: bytes) -
             theirs.shutdown(socket.SHUT_WR)  # SCGI and uwsgi: one request, then EOF
         reader.start()
         poller = select.poll()
-        poller.register(ours.fileno(), select.POLLIN)
         deadline = time.monotonic() + _TIMEOUT
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             while not conn.closed and time.monotonic() < deadline:
+                # The server code parks what the socket cannot take in an outbox
+                # and waits for writability, as the worker's loop would.
+                waiting_to_write = conn.outbox is not None
+                poller.register(ours.fileno(),
+                                select.POLLOUT if waiting_to_write else select.POLLIN)
                 if poller.poll(100):
-                    conn.on_readable()
+                    if waiting_to_write:
+                        conn.on_writable()
+                    else:
+                        conn.on_readable()
         for warning in caught:
             result.problems.append(f"wsgiref.validate: {warning.message}")
         if not conn.closed:
@@ -164,6 +171,8 @@ def _run_one(app: WSGIApp, protocol: str, path: str, method: str, body: bytes) -
     finally:
         logger.removeHandler(recorder)
         theirs.close()
+        ours.close()
+        worker.close()
     result.problems.extend(recorder.lines)
     if result.reply is not None and result.reply.status == 0:
         result.problems.append("the app produced no response head")
