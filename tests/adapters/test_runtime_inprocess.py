@@ -23,6 +23,7 @@ import contextlib
 import hashlib
 import io
 import json
+import logging
 import os
 import socket
 import threading
@@ -774,3 +775,27 @@ def test_scoreboard_is_shared_across_fork() -> None:
     assert board.read(1).connections == 7  # the parent sees the child's count
     assert not board.should_yield(0, 8)  # the child's 7 is the least loaded: 8 is within
     assert board.should_yield(0, 9)
+
+
+def test_a_protocol_error_is_one_log_line_showing_the_peers_bytes_escaped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Plain HTTP sent to a uwsgi socket: one warning naming the protocol, the peer,
+    the reason, and the bytes received, escaped and cut short."""
+    request = b"GET /" + b"x" * 100 + b" HTTP/1.1\r\nHost: a\r\n\r\n"
+    with (
+        caplog.at_level(logging.WARNING, logger="wsgiwire"),
+        running(echo_app, "uwsgi") as served,
+        served.connect() as sock,
+    ):
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        reply = b"".join(iter(lambda: sock.recv(65536), b""))
+    assert reply.startswith(b"HTTP/1.1 501 ")
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 1, lines
+    line = lines[0]
+    assert line.startswith("uwsgi protocol error from 127.0.0.1:")
+    assert "last bytes received: 'GET /xxxxxxxx" in line
+    assert "\r" not in line and "\n" not in line
+    assert line.endswith("...)")  # truncated: the request is longer than what is shown

@@ -49,6 +49,8 @@ _FLUSH_AT = 262144
 _OUTBOX_MAX = 16 << 20
 # sendmsg() takes at most IOV_MAX (1024 on Linux) buffers at once.
 _IOV_MAX = 1024
+# How much of the last bytes received a protocol-error log line shows.
+_SHOWN_BYTES = 48
 # Lingering close: how long and how much to drain after a refusal (nginx's
 # lingering_time is 30 s; a gateway peer is local and fast, so less will do).
 LINGER_TIME = 5.0
@@ -77,6 +79,7 @@ class Connection:
         "codec",
         "head_since",
         "last_active",
+        "last_bytes",
         "last_done",
         "loop",
         "outbox",
@@ -105,6 +108,7 @@ class Connection:
         self.outbox_since = 0.0
         self.close_after_flush = False
         self.last_done = False
+        self.last_bytes = b""
 
     # -- reading --------------------------------------------------------
     def on_readable(self) -> None:
@@ -118,6 +122,7 @@ class Connection:
         now = self.last_active = time.monotonic()
         if data and not self.requests and not self.head_since:
             self.head_since = now
+        self.last_bytes = data[:_SHOWN_BYTES]  # for the log line of a protocol error
         self.codec.receive_data(data)
         with contextlib.suppress(ClientDisconnected):
             self.pump()
@@ -288,7 +293,15 @@ class Connection:
     # -- errors ---------------------------------------------------------
     def protocol_error(self, exc: ProtocolError) -> None:
         peer = peer_text(self.peer)
-        log.warning("%s protocol error from %s: %s", self.loop.config.driver.name, peer, exc.msg)
+        shown = self.last_bytes.decode("latin-1").encode("unicode_escape").decode("ascii")
+        log.warning(
+            "%s protocol error from %s: %s (last bytes received: '%s'%s)",
+            self.loop.config.driver.name,
+            peer,
+            exc.msg,
+            shown,
+            "..." if len(self.last_bytes) >= _SHOWN_BYTES else "",
+        )
         request_id = exc.request_id
         if request_id is not None and not self.closed:
             try:
