@@ -373,8 +373,11 @@ def closing_backend(answer: bytes) -> str:
     "answer", [b"", fcgi_spec.record(fcgi_spec.STDOUT, 1, CANNED)], ids=["nothing", "stdout"]
 )
 def test_backend_closing_without_end_request_is_a_client_error(answer: bytes) -> None:
-    assert closing_backend(answer) == (
-        "ClientError: the backend closed the connection without FCGI_END_REQUEST"
+    # The backend closes with part of the request unread, so the kernel may turn
+    # its close into a reset: either way the client says so in one ClientError.
+    assert closing_backend(answer) in (
+        "ClientError: the backend closed the connection without FCGI_END_REQUEST",
+        "ClientError: reading from the backend failed: [Errno 104] Connection reset by peer",
     )
 
 

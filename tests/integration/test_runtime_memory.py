@@ -6,7 +6,7 @@
 
 The worker's peak resident set (VmHWM, reset after a warm-up through
 ``/proc/PID/clear_refs`` when possible, and VmRSS sampled every 50 ms) must grow by
-less than 32 MiB. The body past 512 KiB spools to a temporary file: the backend gets a
+less than 32 MiB. The body past 4 MiB spools to a temporary file: the backend gets a
 private TMPDIR, removed afterwards and checked empty. nginx runs
 ``server-configs/nginx/fastcgi-nobuffer.conf`` with ``client_max_body_size`` raised
 from 64m (the only change) so a 1 GiB body is allowed at all.

@@ -77,6 +77,7 @@ class OneShotDriver:
     name = "?"
     head_style = HeadStyle.CGI
     raw_body = True
+    one_request_per_connection = True
 
     def new_codec(self, config: ServerConfig) -> Codec:
         raise NotImplementedError

@@ -41,7 +41,9 @@ __all__ = ["Connection", "Lingerer", "Request", "peer_text"]
 
 log = logging.getLogger("wsgiwire")
 
-RECV_SIZE = 262144
+# 64 KiB: below glibc's mmap threshold, so a read does not map and unmap memory
+# (a 256 KiB read did, on every one-request connection).
+RECV_SIZE = 65536
 # Response bytes buffered before a write is forced while the app still runs.
 _FLUSH_AT = 262144
 # Reply bytes that may wait for a slow reader while the app called in the loop

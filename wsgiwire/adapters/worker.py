@@ -145,6 +145,7 @@ class Worker:
         if self.max_requests and config.max_requests_jitter:
             self.max_requests += random.randint(0, config.max_requests_jitter)
         self._watch = board is not None and config.threads == 0
+        self._one_shot = bool(getattr(config.driver, "one_request_per_connection", False))
         self.builder = EnvironBuilder(
             multithread=config.threads > 0,
             multiprocess=config.workers > 1,
@@ -256,7 +257,11 @@ class Worker:
         board = self.board
         count = len(self.connections)
         if count >= self.config.limits.max_connections or (
-            board is not None and board.should_yield(self.slot, count)
+            # Balancing matters for kept-alive connections; one-request
+            # connections come and go and the accept queue shares them out.
+            board is not None
+            and not self._one_shot
+            and board.should_yield(self.slot, count)
         ):
             # At the FCGI_MAX_CONNS we advertise, or ahead of the other workers:
             # leave new connections in the backlog for a moment.

@@ -298,6 +298,8 @@ def _decode_pairs(
     max_name: int,
     max_value: int,
     request_id: int | None,
+    *,
+    max_count: int = _MAX_PAIR_LENGTH,
 ) -> tuple[int, int]:
     """Append the complete name-value pairs at the start of ``data`` to ``out``.
 
@@ -306,7 +308,8 @@ def _decode_pairs(
     from there are required before decoding it can progress (its lengths, or
     the whole pair once the lengths are known). Each length is checked against
     its limit as soon as it is read, so a value claiming 2 GiB fails before
-    any of it is waited for.
+    any of it is waited for; and decoding stops at ``max_count`` pairs, so a
+    record packed with tiny pairs is refused before it is all cut up.
     """
     pos = 0
     end = len(data)
@@ -317,8 +320,12 @@ def _decode_pairs(
     # limit is below 128 and each length must be checked.
     short = max_name >= 127 and max_value >= 127
     while True:
+        if len(out) > max_count:
+            raise LimitExceeded(
+                "max_param_count", len(out), max_count, status_hint=431, request_id=request_id
+            )
         if short:
-            while pos < last:
+            while pos < last and len(out) <= max_count:
                 name_len = data[pos]
                 value_len = data[pos + 1]
                 if name_len > 127 or value_len > 127:
@@ -329,6 +336,8 @@ def _decode_pairs(
                     return pos, stop - pos
                 append((data[pos + 2 : split], data[split:stop]))
                 pos = stop
+        if len(out) > max_count:
+            continue  # refused at the top of the loop
         if pos >= end:
             return pos, 0
         # One pair, any length encoding.
@@ -864,7 +873,12 @@ class FastCGIConnection:
             data = content
         params = req.params
         used, need = _decode_pairs(
-            data, params, limits.max_name_length, limits.max_value_length, request_id
+            data,
+            params,
+            limits.max_name_length,
+            limits.max_value_length,
+            request_id,
+            max_count=limits.max_param_count,
         )
         if len(params) > limits.max_param_count:
             raise LimitExceeded(
