@@ -56,6 +56,22 @@ class ProtocolError(WsgiwireError):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.msg!r}, status_hint={self.status_hint})"
 
+    def detached(self) -> RemoteProtocolError:
+        """A copy to keep after the error was raised, holding no traceback.
+
+        A codec remembers the error that put it in ERROR state; keeping the
+        raised object itself would keep its traceback, whose frames refer back
+        to the connection: a reference cycle holding the connection's buffers
+        until a full garbage collection, so memory grew under malformed traffic.
+        """
+        return RemoteProtocolError(
+            self.msg,
+            status_hint=self.status_hint,
+            fcgi_protocol_status=self.fcgi_protocol_status,
+            close=self.close,
+            request_id=self.request_id,
+        )
+
 
 class RemoteProtocolError(ProtocolError):
     """The peer (the web server, or whoever reached the socket) broke the protocol."""

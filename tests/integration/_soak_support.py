@@ -57,7 +57,6 @@ from .servers import LOOPBACK, Stage
 __all__ = [
     "DEFAULT_SECONDS",
     "SoakResult",
-    "BUG_FCGI_RSS_GROWS",
     "malformed_cases",
     "rss_under_malformed",
     "run_soak",
@@ -81,19 +80,6 @@ JOIN_SLACK = 30.0
 
 _LOG_LINE = re.compile(r"^\S+ \S+ \[\d+\] (WARNING|ERROR|CRITICAL) ", re.MULTILINE)
 _REFUSED_STATUSES = (None, 400, 413, 431, 501)
-
-
-BUG_FCGI_RSS_GROWS = (
-    "wsgiwire FastCGI worker (wsgiwire/protocols/fastcgi.py params parsing / "
-    "wsgiwire/adapters/connection.py receive buffering): RSS keeps growing under refused "
-    "FastCGI inputs with large PARAMS (catalogue fcgi-params-bytes-over-limit: +19 MiB over "
-    "~32k inputs in 10 s; fcgi-100k-params: 150-235 MiB RSS); the 120 s soak grew a worker "
-    "48 MiB after warm-up while the uwsgi worker stayed within 0.3 MiB. tracemalloc shows no "
-    "Python objects retained, so the input is materialised in large transient allocations "
-    "before the limit refuses it (the heap never shrinks back). Fix: enforce "
-    "max_params_bytes/max_param_count while records arrive, before buffering or decoding "
-    "the whole stream."
-)
 
 
 def rss_under_malformed(stage: Stage, workdir: Path, case_names: list[str],
@@ -243,8 +229,7 @@ class SoakResult:
         return self.channels[f"{backend}-bad"]
 
     def problems(self, *, rss_exempt: frozenset[str] = frozenset()) -> list[str]:
-        """Every broken promise; ``rss_exempt`` names backends whose RSS growth is a known
-        bug (``BUG_FCGI_RSS_GROWS``) tested on its own."""
+        """Every broken promise; ``rss_exempt`` names backends whose RSS is not judged."""
         found = []
         for channel in self.channels.values():
             if channel.sent == 0:

@@ -193,7 +193,7 @@ class OneShotConnection:
         except RemoteProtocolError as exc:
             # Every error here belongs to the one request of the connection.
             exc.request_id = 0
-            self._error = exc
+            self._error = exc.detached()
             raise
 
     def _parse_head(self) -> bool:

@@ -698,7 +698,7 @@ class FastCGIConnection:
             if reader.eof:
                 return self._at_eof()
         except RemoteProtocolError as exc:
-            self._error = exc
+            self._error = exc.detached()
             raise
         return NEED_DATA
 
