@@ -19,6 +19,7 @@ import mmap
 import struct
 import time
 from dataclasses import dataclass
+from typing import Final
 
 __all__ = [
     "ACCEPTING",
@@ -44,6 +45,10 @@ _LABEL_SIZE = 240
 _SLOT_SIZE = _HEAD.size + _LABEL_SIZE
 
 _PID, _STATE, _CONNS, _REQUESTS, _ERRORS, _BUSY, _QUEUED = range(7)
+_Q: Final = struct.Struct("=q")
+_QQ: Final = struct.Struct("=qq")
+_D: Final = struct.Struct("=d")
+_DQ: Final = struct.Struct("=dq")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +71,10 @@ class Scoreboard:
     def __init__(self, slots: int) -> None:
         self.slots = slots
         self.memory = mmap.mmap(-1, _SLOT_SIZE * slots)
+        # The label this process last wrote (workers run the same few requests
+        # over and over: an unchanged label is not written again).
+        self._label = ""
+        self._label_size = 0
 
     # -- master side ------------------------------------------------------
     def assign(self, slot: int, pid: int) -> None:
@@ -92,11 +101,11 @@ class Scoreboard:
 
     # -- worker side ------------------------------------------------------
     def _field(self, slot: int, index: int) -> int:
-        value: int = struct.unpack_from("=q", self.memory, slot * _SLOT_SIZE + index * 8)[0]
+        value: int = _Q.unpack_from(self.memory, slot * _SLOT_SIZE + index * 8)[0]
         return value
 
     def _set(self, slot: int, index: int, value: int) -> None:
-        struct.pack_into("=q", self.memory, slot * _SLOT_SIZE + index * 8, value)
+        _Q.pack_into(self.memory, slot * _SLOT_SIZE + index * 8, value)
 
     def set_state(self, slot: int, state: int) -> None:
         self._set(slot, _STATE, state)
@@ -109,16 +118,19 @@ class Scoreboard:
         self._set(slot, _QUEUED, queued)
 
     def request_started(self, slot: int, label: str) -> None:
-        data = label.encode("utf-8", "replace")[:_LABEL_SIZE]
         base = slot * _SLOT_SIZE
-        self.memory[base + _HEAD.size : base + _HEAD.size + len(data)] = data
-        struct.pack_into("=dq", self.memory, base + 7 * 8, time.monotonic(), len(data))
+        if label != self._label:
+            data = label.encode("utf-8", "replace")[:_LABEL_SIZE]
+            self.memory[base + _HEAD.size : base + _HEAD.size + len(data)] = data
+            self._label = label
+            self._label_size = len(data)
+        _DQ.pack_into(self.memory, base + 7 * 8, time.monotonic(), self._label_size)
 
     def request_finished(self, slot: int, requests: int, errors: int) -> None:
         """Store the worker's running totals and mark it idle."""
         base = slot * _SLOT_SIZE
-        struct.pack_into("=qq", self.memory, base + _REQUESTS * 8, requests, errors)
-        struct.pack_into("=d", self.memory, base + 7 * 8, 0.0)
+        _QQ.pack_into(self.memory, base + _REQUESTS * 8, requests, errors)
+        _D.pack_into(self.memory, base + 7 * 8, 0.0)
 
     def should_yield(self, slot: int, count: int) -> bool:
         """True when this worker holds clearly more connections than another accepting one."""

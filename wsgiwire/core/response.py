@@ -90,6 +90,16 @@ class HeadStyle(Enum):
     HTTP = "http"  # "HTTP/1.1 200 OK" status line: uwsgi
 
 
+# Statuses and header names already found valid, kept so the checks run once
+# per distinct string rather than once per request (bounded: an app inventing
+# names cannot grow them without limit; past the bound every check still runs).
+_KNOWN_STATUS: dict[str, int] = {}
+_KNOWN_NAMES: dict[str, bool] = {}  # name -> is it Content-Length?
+_KNOWN_MAX = 512
+# CR, LF, NUL, or anything beyond latin-1: one search finds any of them.
+_BAD_OR_WIDE_RE = re.compile("[\x00\r\n\u0100-\U0010ffff]")
+
+
 def validate_status(status: object) -> str:
     if type(status) is not str:
         raise ResponseHeaderError(f"status must be a native str, not {type(status).__name__}")
@@ -103,27 +113,54 @@ def validate_status(status: object) -> str:
 
 
 def validate_headers(headers: object) -> Headers:
+    _check_headers(headers)
+    return headers  # type: ignore[return-value]
+
+
+def _check_headers(headers: object) -> int | None:
+    """Validate ``headers``; return the declared Content-Length (``None``: none)."""
     if type(headers) is not list:
         raise ResponseHeaderError(
             f"response_headers must be a list, not {type(headers).__name__}"
         )
+    content_length: int | None = None
+    known = _KNOWN_NAMES
     for item in headers:
         if type(item) is not tuple or len(item) != 2:
             raise ResponseHeaderError(f"each header must be a (name, value) tuple: {item!r}")
         name, value = item
         if type(name) is not str or type(value) is not str:
             raise ResponseHeaderError(f"header name and value must be native str: {item!r}")
-        if not _TOKEN_RE.match(name):
-            raise ResponseHeaderError(f"invalid header name {name[:80]!r}")
-        if _BAD_VALUE_RE.search(value):
-            raise ResponseHeaderError(f"CR, LF or NUL in the value of header {name!r}")
-        if name.lower() in _REFUSED_HEADERS:
-            raise ResponseHeaderError(f"header {name!r} is hop-by-hop or reserved; not allowed")
-        try:
-            value.encode("latin-1")
-        except UnicodeEncodeError:
-            raise ResponseHeaderError(f"value of header {name!r} is not latin-1") from None
-    return headers
+        is_length = known.get(name)
+        if is_length is None:
+            is_length = _check_name(name)
+        if _BAD_OR_WIDE_RE.search(value):
+            if _BAD_VALUE_RE.search(value):
+                raise ResponseHeaderError(f"CR, LF or NUL in the value of header {name!r}")
+            raise ResponseHeaderError(f"value of header {name!r} is not latin-1")
+        if is_length:
+            if not _DIGITS_RE.match(value):
+                raise ResponseHeaderError(f"invalid Content-Length {value[:40]!r}")
+            if content_length is not None and int(value) != content_length:
+                # The web server would have to guess which one frames the body.
+                raise ResponseHeaderError(
+                    f"conflicting Content-Length headers ({content_length} and {value})"
+                )
+            content_length = int(value)
+    return content_length
+
+
+def _check_name(name: str) -> bool:
+    """Check a header name not seen before; True if it is Content-Length."""
+    if not _TOKEN_RE.match(name):
+        raise ResponseHeaderError(f"invalid header name {name[:80]!r}")
+    lower = name.lower()
+    if lower in _REFUSED_HEADERS:
+        raise ResponseHeaderError(f"header {name!r} is hop-by-hop or reserved; not allowed")
+    is_length = lower == "content-length"
+    if len(_KNOWN_NAMES) < _KNOWN_MAX:
+        _KNOWN_NAMES[name] = is_length
+    return is_length
 
 
 class Response:
@@ -197,20 +234,13 @@ class Response:
                 exc_info = None  # break the frame cycle, as PEP 3333 advises
         elif self.status is not None:
             raise StartResponseError("start_response called a second time without exc_info")
-        status = validate_status(status)
-        headers = validate_headers(headers)
-        content_length: int | None = None
-        for name, value in headers:
-            if name.lower() == "content-length":
-                if not _DIGITS_RE.match(value):
-                    raise ResponseHeaderError(f"invalid Content-Length {value[:40]!r}")
-                if content_length is not None and int(value) != content_length:
-                    # The web server would have to guess which one frames the body.
-                    raise ResponseHeaderError(
-                        f"conflicting Content-Length headers ({content_length} and {value})"
-                    )
-                content_length = int(value)
-        code = int(status[:3])
+        code = _KNOWN_STATUS.get(status) if type(status) is str else None
+        if code is None:
+            status = validate_status(status)
+            code = int(status[:3])
+            if len(_KNOWN_STATUS) < _KNOWN_MAX:
+                _KNOWN_STATUS[status] = code
+        content_length = _check_headers(headers)
         self.status = status
         self.headers = headers
         self.content_length = content_length
