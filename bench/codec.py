@@ -15,7 +15,7 @@ Cases (each parses the same request over and over; best of several rounds):
 * ``wsgiwire fastcgi parse, kept-alive``: one codec for every request, as on a
   connection nginx keeps (``fastcgi_keep_conn on``); each request is ended with
   ``send_chunks(ResponseEnd)`` so its id can be reused, and that framing is counted;
-* ``... + environ``: the same, plus ``EnvironBuilder().build(params)``;
+* ``... + environ``: the same, plus ``EnvironBuilder().build_from_strings(params)``;
 * ``flup fcgi parse``: flup 1.0.3's own ``Record.read`` and ``Connection`` dispatch
   (``_do_begin_request``, ``_do_params`` with ``decode_pair``, ``_do_stdin``) driven
   over an in-memory socket, exactly as ``Connection.process_input`` does minus its
@@ -214,7 +214,7 @@ def _wsgiwire_case(module: str, cls: str, data: bytes, with_environ: bool) -> Ru
     from wsgiwire.events import NEED_DATA, BodyEnd, RequestStarted
 
     builder = EnvironBuilder()
-    build = builder.build
+    build = builder.build_from_strings
 
     def run(n: int) -> None:
         for _ in range(n):
@@ -240,7 +240,7 @@ def _wsgiwire_fastcgi_kept(data: bytes, with_environ: bool) -> Runner:
     from wsgiwire.events import NEED_DATA, BodyEnd, RequestStarted, ResponseEnd
     from wsgiwire.protocols.fastcgi import FastCGIConnection
 
-    build = EnvironBuilder().build
+    build = EnvironBuilder().build_from_strings
     codec = FastCGIConnection()
 
     def run(n: int) -> None:

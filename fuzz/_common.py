@@ -77,7 +77,7 @@ class Finding(Exception):
 
 def _translate(event: RequestStarted) -> None:
     try:
-        environ, _ = _BUILDER.build(
+        environ, _ = _BUILDER.build_from_strings(
             event.params, script_name_in_path_info=event.script_name_in_path_info
         )
     except RemoteProtocolError:

@@ -6,6 +6,9 @@ chunks and one ``BodyEnd``; ``FilterData``/``FilterDataEnd`` for the FastCGI
 FILTER role's FCGI_DATA stream; ``RequestAborted`` when the peer gives a
 request up; ``ConnectionClosed`` once the peer closed its side cleanly.
 
+Events are plain slotted dataclasses (made on every request, so cheap to
+build); treat them as immutable.
+
 Outbound (``codec.send(event)`` returns the bytes to write): ``ResponseData``
 (raw response bytes: the head and body as the core rendered them),
 ``ResponseErrorData`` (FastCGI STDERR; other protocols drop it), and
@@ -61,14 +64,18 @@ class NeedData:
 
 NEED_DATA: Final = NeedData()
 
-Params = list[tuple[bytes, bytes]]
+# Names and values as latin-1 native strings: one character per byte the
+# server sent (PEP 3333's "bytes as str"), so nothing is lost or rejected.
+Params = list[tuple[str, str]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestStarted:
     """A request's parameters, complete and in the order the server sent them.
 
     ``params`` keeps duplicates; the core translator decides which wins.
+    Each name and value is a latin-1 native string (see ``Params``);
+    ``raw_params`` gives them back as the bytes that were sent.
     ``script_name_in_path_info`` is set by codecs whose peer asked for the
     SCRIPT_NAME prefix to be removed from PATH_INFO (uwsgi modifier1 30).
     """
@@ -79,35 +86,39 @@ class RequestStarted:
     role: Role = Role.RESPONDER
     script_name_in_path_info: bool = False
 
+    @property
+    def raw_params(self) -> list[tuple[bytes, bytes]]:
+        return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in self.params]
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)
 class BodyData:
     request_id: int
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BodyEnd:
     request_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FilterData:
     request_id: int
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FilterDataEnd:
     request_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestAborted:
     request_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConnectionClosed:
     """The peer closed its sending side with no request left half-read."""
 
@@ -123,7 +134,7 @@ Event = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ResponseData:
     """Response bytes for one request (head and body, already rendered)."""
 
@@ -131,7 +142,7 @@ class ResponseData:
     data: bytes | bytearray | memoryview
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ResponseErrorData:
     """Diagnostic text for the web server's error log (FastCGI FCGI_STDERR)."""
 
@@ -139,7 +150,7 @@ class ResponseErrorData:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ResponseEnd:
     """The response is complete. ``app_status`` is FastCGI's appStatus (0 = success)."""
 

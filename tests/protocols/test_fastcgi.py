@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support import fcgi_spec as spec
+from tests.support import text_pairs
 from wsgiwire.errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from wsgiwire.events import (
     NEED_DATA,
@@ -96,7 +97,7 @@ P_LONG = [(b"HTTP_COOKIE", LONG_VALUE), (LONG_NAME, b"x"), (b"A", b"")]
 
 
 def started(rid: int, params: list[tuple[bytes, bytes]], **kwargs: Any) -> RequestStarted:
-    return RequestStarted(rid, list(params), **kwargs)
+    return RequestStarted(rid, text_pairs(params), **kwargs)
 
 
 def rec(rtype: int, rid: int, content: bytes = b"", **kwargs: Any) -> bytes:

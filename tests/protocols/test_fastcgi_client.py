@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from tests.corpus import exchanges
 from tests.support import fcgi_spec as spec
+from tests.support import text_pairs
 from wsgiwire.errors import LocalProtocolError, RemoteProtocolError
 from wsgiwire.events import (
     NEED_DATA,
@@ -109,7 +110,7 @@ def test_spec_encoded_request_decodes(
         + spec.stdin(rid, body, chunk=body_chunk)
     )
     events = server_events(wire)
-    assert events[0] == RequestStarted(rid, params, keep, Role.RESPONDER)
+    assert events[0] == RequestStarted(rid, text_pairs(params), keep, Role.RESPONDER)
     assert body_of(events) == body
     assert events[-1] == BodyEnd(rid)
 
@@ -121,7 +122,7 @@ def test_spec_encoded_filter_decodes(
 ) -> None:
     wire = spec.request(4, params, body, role=spec.FILTER) + spec.data_stream(4, data, chunk=700)
     events = server_events(wire)
-    assert events[0] == RequestStarted(4, params, False, Role.FILTER)
+    assert events[0] == RequestStarted(4, text_pairs(params), False, Role.FILTER)
     assert body_of(events) == body
     assert body_of(events, FilterData) == data
     assert events[-1] == FilterDataEnd(4)
@@ -142,7 +143,7 @@ def test_real_server_params(exchange: Any, chunk: int) -> None:
     role = {"RESPONDER": 1, "AUTHORIZER": 2, "FILTER": 3}[exchange.role or "RESPONDER"]
     wire = spec.begin_request(1, role) + spec.params(1, params, chunk=chunk) + spec.stdin(1)
     events = server_events(wire, Limits())
-    assert events[0] == RequestStarted(1, params, False, Role(role))
+    assert events[0] == RequestStarted(1, text_pairs(params), False, Role(role))
 
 
 def test_corpus_present() -> None:
@@ -173,7 +174,7 @@ def test_client_params_over_one_record() -> None:
     wire = FastCGIClient().begin(1, params)
     stream = [r for r in spec.parse_records(wire) if r.type == spec.PARAMS and r.content]
     assert [len(r.content) for r in stream] == [65535, len(encode_pairs(params)) - 65535]
-    assert server_events(wire + spec.stdin(1))[0] == RequestStarted(1, params)
+    assert server_events(wire + spec.stdin(1))[0] == RequestStarted(1, text_pairs(params))
 
 
 @pytest.mark.parametrize("size", [0, 1, 65535, 65536, 140000], ids=lambda s: f"{s}B")
@@ -299,8 +300,8 @@ def test_client_server_round_trip_multiplexed() -> None:
     while (event := server.next_event()) is not NEED_DATA:
         events.append(event)
     assert events == [
-        RequestStarted(1, [(b"A", b"1")], True),
-        RequestStarted(2, [(b"B", b"2")], True),
+        RequestStarted(1, [("A", "1")], True),
+        RequestStarted(2, [("B", "2")], True),
         BodyData(2, b"body"),
         BodyEnd(2),
         BodyEnd(1),

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import scgi_spec as spec
+from tests.support import text_pairs
 from wsgiwire.errors import BadRequest, LimitExceeded, LocalProtocolError, RemoteProtocolError
 from wsgiwire.events import (
     NEED_DATA,
@@ -108,7 +109,7 @@ def split(data: bytes, points: Iterable[int]) -> list[bytes]:
 
 
 def started(params: Sequence[tuple[bytes, bytes]]) -> RequestStarted:
-    return RequestStarted(0, list(params), False, Role.RESPONDER, False)
+    return RequestStarted(0, text_pairs(params), False, Role.RESPONDER, False)
 
 
 def request_events(

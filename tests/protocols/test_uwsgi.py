@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support import text_pairs
 from tests.support import uwsgi_spec as spec
 from wsgiwire.errors import BadRequest, LimitExceeded, LocalProtocolError, RemoteProtocolError
 from wsgiwire.events import (
@@ -111,7 +112,7 @@ def split(data: bytes, points: Iterable[int]) -> list[bytes]:
 
 
 def started(params: Pairs, strip: bool = False) -> RequestStarted:
-    return RequestStarted(0, list(params), False, Role.RESPONDER, strip)
+    return RequestStarted(0, text_pairs(params), False, Role.RESPONDER, strip)
 
 
 def request_events(

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from ..core.gateway import WSGIApp
 from ..core.response import HeadStyle, send_status
-from ..events import Event, NeedData, OutEvent, ResponseData, ResponseEnd
+from ..events import Event, NeedData, OutEvent
 from ..limits import DEFAULT_LIMITS, Limits
 from .listeners import PeerFilter
 
@@ -35,6 +35,10 @@ class Codec(Protocol):
     def next_event(self) -> Event | NeedData: ...
     def send(self, event: OutEvent) -> bytes: ...
     def send_chunks(self, event: OutEvent) -> list[bytes | memoryview]: ...
+    def send_data(
+        self, request_id: int, data: bytes | bytearray | memoryview
+    ) -> list[bytes | memoryview]: ...
+    def send_end(self, request_id: int, app_status: int = 0) -> list[bytes | memoryview]: ...
     def data_to_send(self) -> bytes: ...
     @property
     def should_close(self) -> bool: ...
@@ -62,12 +66,8 @@ def status_reply(
 ) -> list[Buffer]:
     """A complete short response with HTTP status ``code``, framed by ``codec``."""
     chunks: list[Buffer] = []
-    send_status(
-        lambda data: chunks.extend(codec.send_chunks(ResponseData(request_id, data))),
-        code,
-        style=style,
-    )
-    chunks.extend(codec.send_chunks(ResponseEnd(request_id, app_status=app_status)))
+    send_status(lambda data: chunks.extend(codec.send_data(request_id, data)), code, style=style)
+    chunks.extend(codec.send_end(request_id, app_status))
     return chunks
 
 

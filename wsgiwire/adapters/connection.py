@@ -26,8 +26,6 @@ from ..events import (
     NeedData,
     RequestAborted,
     RequestStarted,
-    ResponseData,
-    ResponseEnd,
     ResponseErrorData,
     Role,
 )
@@ -126,8 +124,10 @@ class Connection:
             self.head_since = now
         self.last_bytes = data[:_SHOWN_BYTES]  # for the log line of a protocol error
         self.codec.receive_data(data)
-        with contextlib.suppress(ClientDisconnected):
+        try:
             self.pump()
+        except ClientDisconnected:
+            pass
 
     def pump(self) -> None:
         """Handle every event the codec has; stop while a request runs on a thread."""
@@ -185,13 +185,13 @@ class Connection:
             if aborted is not None:
                 aborted.body.discard()
                 log.info("request aborted by the web server: %s", request_label(aborted.environ))
-            self.write(self.codec.send_chunks(ResponseEnd(request_id, app_status=1)))
+            self.write(self.codec.send_end(request_id, 1))
         elif kind is ConnectionClosed:
             self.close()
 
     def start(self, event: RequestStarted) -> None:
         config = self.loop.config
-        environ, declared = self.loop.builder.build(
+        environ, declared = self.loop.builder.build_from_strings(
             event.params, script_name_in_path_info=event.script_name_in_path_info
         )
         if config.base_environ:
@@ -241,9 +241,11 @@ class Connection:
 
         inline = self.loop.pool is None
 
+        send_data = codec.send_data
+
         def out(data: bytes) -> None:
             nonlocal size
-            pending.extend(codec.send_chunks(ResponseData(request_id, data)))
+            pending.extend(send_data(request_id, data))
             size += len(data)
             if size >= _FLUSH_AT:
                 # In the loop, up to _OUTBOX_MAX of a reply may wait for a slow
@@ -257,20 +259,23 @@ class Connection:
         environ["wsgi.errors"] = ErrorStream(
             lambda data: pending.extend(codec.send_chunks(ResponseErrorData(request_id, data)))
         )
-        def send_file(filelike: IO[bytes], count: int) -> int:
-            nonlocal size
-            self.write(pending)  # blocking: sendfile follows in order
-            pending.clear()
-            size = 0
-            return self.sendfile(filelike, count)
-
+        send_file = None
         driver = self.loop.config.driver
+        if driver.raw_body:
+
+            def send_file(filelike: IO[bytes], count: int) -> int:
+                nonlocal size
+                self.write(pending)  # blocking: sendfile follows in order
+                pending.clear()
+                size = 0
+                return self.sendfile(filelike, count)
+
         response = Response(
             out,
             method=environ["REQUEST_METHOD"],
             style=driver.head_style,
             protocol=environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
-            file_sender=send_file if driver.raw_body else None,
+            file_sender=send_file,
         )
         loop = self.loop
         started = loop.request_begins(environ)
@@ -282,13 +287,15 @@ class Connection:
         self.requests.pop(request_id, None)
         if self.closed:
             return
-        pending.extend(codec.send_chunks(ResponseEnd(request_id, app_status=0 if ok else 1)))
+        pending.extend(codec.send_end(request_id, 0 if ok else 1))
         # A request without keep-alive was the connection's last: no more are read.
         self.last_done = codec.should_close
-        with contextlib.suppress(ClientDisconnected):
+        try:
             # In the loop, a reply the peer cannot take at once waits in the outbox.
             self.write(pending, block=not inline)
-        if not ok and self.loop.config.driver.head_style is not HeadStyle.CGI:
+        except ClientDisconnected:
+            pass
+        if not ok and driver.head_style is not HeadStyle.CGI:
             # uwsgi/SCGI have no way to say "cut" but closing the connection.
             self.close_soon()
 

@@ -155,13 +155,21 @@ class EnvironBuilder:
         *,
         script_name_in_path_info: bool = False,
     ) -> tuple[Environ, int | None]:
-        """As :meth:`build`, for parameters that are already latin-1 native strings."""
-        env: Environ = {}
-        for name, value in params:
-            if name in env and name.startswith("HTTP_"):
-                _merge(env, name, value)
-            else:
-                env[name] = value
+        """As :meth:`build`, for parameters that are already latin-1 native strings.
+
+        This is the form every codec delivers (``RequestStarted.params``).
+        """
+        if type(params) is not list:
+            params = list(params)
+        env: Environ = dict(params)  # in C; the last value of a repeated name wins
+        if len(env) != len(params):
+            # A name came twice: repeated request headers are joined instead.
+            env = {}
+            for name, value in params:
+                if name in env and name.startswith("HTTP_"):
+                    _merge(env, name, value)
+                else:
+                    env[name] = value
         return self._finish(env, script_name_in_path_info)
 
     def _finish(self, env: Environ, strip_prefix: bool) -> tuple[Environ, int | None]:

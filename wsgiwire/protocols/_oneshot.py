@@ -9,7 +9,7 @@ count, name and value limits to decoded pairs.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Final
+from typing import Final
 
 from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from ..events import (
@@ -39,13 +39,14 @@ _BODY: Final = 1  # RequestStarted emitted; body bytes still expected
 _DONE: Final = 2  # BodyEnd emitted (or queued); later bytes are discarded
 
 
-def shown(data: bytes | bytearray) -> str:
-    """Up to 40 bytes of ``data`` for an error message (never raises)."""
-    text = bytes(data[:40]).decode("latin-1").encode("unicode_escape").decode("ascii")
+def shown(data: bytes | bytearray | str) -> str:
+    """Up to 40 bytes of ``data`` (bytes, or latin-1 text) for an error message (never raises)."""
+    head = data[:40] if isinstance(data, str) else bytes(data[:40]).decode("latin-1")
+    text = head.encode("unicode_escape").decode("ascii")
     return text + ("..." if len(data) > 40 else "")
 
 
-def check_pair_limits(pairs: Params, names: list[bytes], limits: Limits, block_size: int) -> None:
+def check_pair_limits(pairs: Params, names: list[str], limits: Limits, block_size: int) -> None:
     """Apply the count, name and value limits to decoded pairs (all 431).
 
     ``block_size`` is the size of the block they were decoded from: a limit
@@ -273,34 +274,48 @@ class OneShotConnection:
         multi-byte-format ``memoryview`` as a flat byte ``memoryview`` of it),
         or ``[]`` for empty data.
         """
-        if event.request_id != 0:
+        kind = type(event)
+        if kind is ResponseData:
+            return self.send_data(event.request_id, event.data)  # type: ignore[union-attr]
+        if kind is ResponseEnd:
+            return self.send_end(event.request_id, event.app_status)  # type: ignore[union-attr]
+        self._check_sending(event.request_id)
+        if kind is ResponseErrorData:
+            return []
+        raise LocalProtocolError(f"cannot send {event!r} over {self.protocol_name}")
+
+    def send_data(
+        self, request_id: int, data: bytes | bytearray | memoryview
+    ) -> list[bytes | memoryview]:
+        """``send_chunks(ResponseData(request_id, data))``, without making the event."""
+        self._check_sending(request_id)
+        if type(data) is bytes:
+            return [data] if data else []
+        view = memoryview(data)
+        if not view.nbytes:
+            return []
+        if not view.c_contiguous:
+            return [view.tobytes()]
+        if view.ndim != 1 or view.itemsize != 1:
+            view = view.cast("B")
+        return [view]
+
+    def send_end(self, request_id: int, app_status: int = 0) -> list[bytes | memoryview]:
+        """``send_chunks(ResponseEnd(request_id, app_status))``: nothing to write."""
+        self._check_sending(request_id)
+        self._ended = True
+        return []
+
+    def _check_sending(self, request_id: int) -> None:
+        if request_id != 0:
             raise LocalProtocolError(
                 f"{self.protocol_name} has one request per connection, with id 0, "
-                f"not {event.request_id}"
+                f"not {request_id}"
             )
         if self._ended:
             raise LocalProtocolError("the response was already ended with ResponseEnd")
         if self._state == _HEAD and self._error is None:
             raise LocalProtocolError("no request has started on this connection yet")
-        kind = type(event)
-        if kind is ResponseData:
-            data: Any = event.data  # type: ignore[union-attr]
-            if type(data) is bytes:
-                return [data] if data else []
-            view = memoryview(data)
-            if not view.nbytes:
-                return []
-            if not view.c_contiguous:
-                return [view.tobytes()]
-            if view.ndim != 1 or view.itemsize != 1:
-                view = view.cast("B")
-            return [view]
-        if kind is ResponseEnd:
-            self._ended = True
-            return []
-        if kind is ResponseErrorData:
-            return []
-        raise LocalProtocolError(f"cannot send {event!r} over {self.protocol_name}")
 
     def data_to_send(self) -> bytes:
         """Always ``b""``: these protocols have no housekeeping of their own.

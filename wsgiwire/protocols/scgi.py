@@ -88,8 +88,8 @@ _COMMA: Final = 0x2C
 _ZERO: Final = 0x30
 _NINE: Final = 0x39
 
-_CONTENT_LENGTH: Final = b"CONTENT_LENGTH"
-_SCGI: Final = b"SCGI"
+_CONTENT_LENGTH: Final = "CONTENT_LENGTH"
+_SCGI: Final = "SCGI"
 
 class SCGIConnection(OneShotConnection):
     """Server side of one SCGI connection (see the module docstring for the rules).
@@ -185,7 +185,8 @@ def _decode_headers(block: bytes, limits: Limits) -> tuple[Params, int]:
         raise RemoteProtocolError("SCGI header block is empty: CONTENT_LENGTH is required")
     if block[-1]:
         raise RemoteProtocolError("SCGI header block does not end with NUL")
-    items = block.split(b"\0")
+    # Decoded once, split in C: names and values are latin-1 native strings.
+    items = block.decode("latin-1").split("\0")
     items.pop()  # after the final NUL
     if len(items) & 1:
         raise RemoteProtocolError(
@@ -195,7 +196,7 @@ def _decode_headers(block: bytes, limits: Limits) -> tuple[Params, int]:
     values = items[1::2]
     params = list(zip(names, values, strict=False))  # equal lengths: checked above
     check_pair_limits(params, names, limits, len(block))
-    if b"" in names:
+    if "" in names:
         raise RemoteProtocolError("SCGI header with an empty name")
     if names[0] != _CONTENT_LENGTH:
         if _CONTENT_LENGTH in names:
@@ -215,6 +216,6 @@ def _decode_headers(block: bytes, limits: Limits) -> tuple[Params, int]:
             "SCGI request has no 'SCGI' header" if not scgi_count else "SCGI header is repeated"
         )
     version = values[names.index(_SCGI)]
-    if version != b"1":
+    if version != "1":
         raise RemoteProtocolError(f"SCGI header must be '1', not {shown(version)!r}")
     return params, content_length

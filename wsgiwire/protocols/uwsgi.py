@@ -92,11 +92,12 @@ MODIFIER1_MANAGE_PATH_INFO: Final = 30
 MAX_DATASIZE: Final = 0xFFFF
 
 _HEADER: Final = struct.Struct("<BHB")  # modifier1, datasize, modifier2
-_CONTENT_LENGTH: Final = b"CONTENT_LENGTH"
-_MAGIC_PREFIX: Final = b"UWSGI_"
-_UWSGI_SCHEME: Final = b"UWSGI_SCHEME"
-_REQUEST_SCHEME: Final = b"REQUEST_SCHEME"
-_SCHEMES: Final = frozenset((b"http", b"https"))
+_CONTENT_LENGTH: Final = "CONTENT_LENGTH"
+_MAGIC_PREFIX: Final = "UWSGI_"
+_MAGIC_PREFIX_BYTES: Final = b"UWSGI_"
+_UWSGI_SCHEME: Final = "UWSGI_SCHEME"
+_REQUEST_SCHEME: Final = "REQUEST_SCHEME"
+_SCHEMES: Final = frozenset(("http", "https"))
 _first: Final = itemgetter(0)
 
 
@@ -186,6 +187,7 @@ def _decode_vars(block: bytes, limits: Limits, trust_scheme: bool) -> tuple[Para
     """
     pairs: Params = []
     add = pairs.append
+    text = block.decode("latin-1")  # sliced below: latin-1 native strings
     end = len(block)
     pos = 0
     try:
@@ -194,14 +196,14 @@ def _decode_vars(block: bytes, limits: Limits, trust_scheme: bool) -> tuple[Para
             key_end = key_start + block[pos] + (block[pos + 1] << 8)
             value_start = key_end + 2
             pos = value_start + block[key_end] + (block[key_end + 1] << 8)
-            add((block[key_start:key_end], block[value_start:pos]))
+            add((text[key_start:key_end], text[value_start:pos]))
     except IndexError:
         pos = -1
     if pos != end:
         raise _diagnose(block)
     names = list(map(_first, pairs))
-    if b"" in names:
-        raise RemoteProtocolError(f"uwsgi variable number {names.index(b'') + 1} has an empty key")
+    if "" in names:
+        raise RemoteProtocolError(f"uwsgi variable number {names.index('') + 1} has an empty key")
     check_pair_limits(pairs, names, limits, end)
 
     content_length: int | None = None
@@ -218,11 +220,11 @@ def _decode_vars(block: bytes, limits: Limits, trust_scheme: bool) -> tuple[Para
                     )
         content_length = parse_content_length(raw)
 
-    if _MAGIC_PREFIX not in block:
+    if _MAGIC_PREFIX_BYTES not in block:
         # The common case: no magic variable can be present (checked in C).
         return pairs, content_length
     params: Params = []
-    scheme: bytes | None = None
+    scheme: str | None = None
     for name, value in pairs:
         if name.startswith(_MAGIC_PREFIX):
             if name == _UWSGI_SCHEME:
