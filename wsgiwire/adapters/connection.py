@@ -77,6 +77,7 @@ class Connection:
         "close_after_flush",
         "closed",
         "codec",
+        "fd",
         "head_since",
         "last_active",
         "last_bytes",
@@ -88,11 +89,14 @@ class Connection:
         "peer",
         "requests",
         "sock",
+        "watching",
     )
 
     def __init__(self, loop: Worker, sock: socket.socket, peer: object) -> None:
         self.loop = loop
         self.sock = sock
+        self.fd = sock.fileno()
+        self.watching = 0  # what the loop polls this socket for (0: nothing)
         self.peer = peer
         self.codec = loop.config.driver.new_codec(loop.config)
         self.requests: dict[int, Request] = {}
@@ -340,21 +344,23 @@ class Connection:
         """
         if self.closed:
             raise ClientDisconnected()
-        views: list[Buffer] = [b for b in buffers if len(b)]
+        views = list(buffers)
+        left = sum(map(len, views))  # bytes still to write
         if self.outbox is not None:
             self.outbox.extend(views)
-            self.outbox_bytes += sum(map(len, views))
+            self.outbox_bytes += left
             if not block:
                 return
             # Blocking now: what waited goes first, in order.
-            views, self.outbox, self.outbox_bytes = self.outbox, None, 0
+            views, left, self.outbox, self.outbox_bytes = self.outbox, self.outbox_bytes, None, 0
             self.loop.done_writing(self)
         sock = self.sock
         deadline = 0.0
         first = 0
-        while first < len(views):
+        whole = len(views) <= _IOV_MAX  # all in one sendmsg() unless a write was partial
+        while left:
             try:
-                sent = sock.sendmsg(views[first : first + _IOV_MAX])
+                sent = sock.sendmsg(views if whole else views[first : first + _IOV_MAX])
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
@@ -363,7 +369,12 @@ class Connection:
                 raise ClientDisconnected() from None
             if sent:
                 deadline = 0.0
-                while first < len(views) and sent >= len(views[first]):
+                left -= sent
+                if not left:
+                    break
+                # A partial write: skip the buffers it took, cut into the next.
+                whole = False
+                while sent >= len(views[first]):
                     sent -= len(views[first])
                     first += 1
                 if sent:
@@ -371,7 +382,7 @@ class Connection:
                 continue
             if not block:
                 self.outbox = views[first:]
-                self.outbox_bytes = sum(map(len, self.outbox))
+                self.outbox_bytes = left
                 self.outbox_since = time.monotonic()
                 self.loop.want_write(self)
                 return

@@ -8,7 +8,6 @@ import logging
 import os
 import queue
 import random
-import selectors
 import socket
 import threading
 import time
@@ -22,6 +21,7 @@ from ..limits import Limits
 from .base import ServerConfig
 from .connection import LINGER_TIME, Connection, Lingerer, Request, peer_text
 from .listeners import close_quietly
+from .poller import READ, WRITE, Poller
 from .scoreboard import ACCEPTING, DRAINING, Scoreboard
 
 __all__ = ["Pool", "Worker"]
@@ -151,7 +151,7 @@ class Worker:
             multiprocess=config.workers > 1,
             file_wrapper=FileWrapper,
         )
-        self.selector = selectors.DefaultSelector()
+        self.poller = Poller()
         self.connections: dict[int, Connection] = {}
         self.lingering: dict[int, Lingerer] = {}
         self.stopping = False
@@ -160,12 +160,15 @@ class Worker:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._resume: queue.SimpleQueue[Connection] = queue.SimpleQueue()
+        self._listener_kinds = {
+            listener.fileno(): (int(listener.family), int(listener.type))
+            for listener in config.listeners
+        }
 
     # -- connection bookkeeping -------------------------------------------
     def forget(self, conn: Connection) -> None:
         if self.connections.pop(id(conn), None) is not None:
-            with contextlib.suppress(KeyError, ValueError, OSError):
-                self.selector.unregister(conn.sock)
+            self._poll_for(conn, 0)
             if self.board is not None:
                 self.board.set_connections(self.slot, len(self.connections))
 
@@ -201,30 +204,43 @@ class Worker:
             sock.shutdown(socket.SHUT_WR)
         lingerer = Lingerer(sock, time.monotonic() + LINGER_TIME)
         try:
-            self.selector.register(sock, selectors.EVENT_READ, lingerer)
-        except (KeyError, ValueError, OSError):
+            self.poller.add(sock.fileno(), READ, lingerer)
+        except (ValueError, OSError):
             close_quietly(sock)
             return
         self.lingering[id(lingerer)] = lingerer
 
     def _end_linger(self, lingerer: Lingerer) -> None:
         self.lingering.pop(id(lingerer), None)
-        with contextlib.suppress(KeyError, ValueError, OSError):
-            self.selector.unregister(lingerer.sock)
+        self.poller.remove(lingerer.sock.fileno())
         close_quietly(lingerer.sock)
+
+    def _poll_for(self, conn: Connection, mask: int) -> None:
+        """Poll ``conn`` for ``mask`` (READ or WRITE), or not at all (0)."""
+        current = conn.watching
+        if current == mask or conn.fd < 0:
+            return
+        poller = self.poller
+        try:
+            if not mask:
+                poller.remove(conn.fd)
+            elif current:
+                poller.change(conn.fd, mask)
+            else:
+                poller.add(conn.fd, mask, conn)
+        except (OSError, ValueError):
+            return
+        conn.watching = mask
 
     def want_write(self, conn: Connection) -> None:
         """``conn`` has an outbox: wait for writability, and stop reading meanwhile."""
-        with contextlib.suppress(KeyError, ValueError, OSError):
-            self.selector.modify(conn.sock, selectors.EVENT_WRITE, conn)
+        self._poll_for(conn, WRITE)
 
     def done_writing(self, conn: Connection) -> None:
-        with contextlib.suppress(KeyError, ValueError, OSError):
-            self.selector.modify(conn.sock, selectors.EVENT_READ, conn)
+        self._poll_for(conn, READ)
 
     def pause(self, conn: Connection) -> None:
-        with contextlib.suppress(KeyError, ValueError):
-            self.selector.unregister(conn.sock)
+        self._poll_for(conn, 0)
 
     def resume_later(self, conn: Connection) -> None:
         self._resume.put(conn)
@@ -246,7 +262,7 @@ class Worker:
             if self.stopping and not conn.requests:
                 conn.close()
                 continue
-            self.selector.register(conn.sock, selectors.EVENT_READ, conn)
+            self._poll_for(conn, READ)
             with contextlib.suppress(ClientDisconnected):
                 conn.pump()
 
@@ -268,9 +284,16 @@ class Worker:
             self._stop_accepting()
             self.accept_paused_until = time.monotonic() + _ACCEPT_PAUSE
             return
+        limit = self.config.limits.max_connections
+        allows = self.config.peer_filter.allows
+        family, kind = self._listener_kinds[listener.fileno()]
+        tcp = family != socket.AF_UNIX
         for _ in range(64):
             try:
-                sock, peer = listener.accept()
+                # socket.accept() less its per-call enum conversions of the
+                # listener's family and type (it builds the same socket object).
+                fd, peer = listener._accept()  # type: ignore[attr-defined]
+                sock = socket.socket(family, kind, 0, fileno=fd)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -280,29 +303,30 @@ class Worker:
                 if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
                     continue
                 raise
-            if len(self.connections) >= self.config.limits.max_connections:
+            if len(self.connections) >= limit:
                 close_quietly(sock)
-                log.warning("connection limit %d reached; connection refused",
-                            self.config.limits.max_connections)
+                log.warning("connection limit %d reached; connection refused", limit)
                 return
-            if not self.config.peer_filter.allows(peer):
-                log.warning("connection from %s refused by the allow-list", peer_text(peer))
-                close_quietly(sock)
-                continue
-            sock.setblocking(False)
-            if sock.family != socket.AF_UNIX:
+            if tcp:
+                if not allows(peer):
+                    log.warning("connection from %s refused by the allow-list", peer_text(peer))
+                    close_quietly(sock)
+                    continue
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setblocking(False)
             conn = Connection(self, sock, peer)
             self.connections[id(conn)] = conn
-            self.selector.register(sock, selectors.EVENT_READ, conn)
             if board is not None:
                 board.set_connections(self.slot, len(self.connections))
             # Web servers send the request right after connecting: read it now
-            # rather than after another trip through the selector (for SCGI and
-            # uwsgi, one connection per request, that trip is half the loop's work).
+            # rather than after another trip through the poller; for SCGI and
+            # uwsgi (one connection per request) that usually serves the whole
+            # connection, which then never needs polling at all.
             conn.on_readable()
-            if board is not None:
+            if not conn.closed and not conn.watching and not conn.busy:
+                self._poll_for(conn, READ)
+            if board is not None and not self._one_shot:
                 return  # one at a time, so the board stays current
 
     # -- the loop ---------------------------------------------------------
@@ -313,7 +337,7 @@ class Worker:
         if self.board is not None:
             self.board.set_state(self.slot, ACCEPTING)
         self._start_accepting()
-        self.selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self.poller.add(self._wake_r.fileno(), READ, None)
         limits = config.limits
         next_sweep = time.monotonic() + _SWEEP_INTERVAL
         stop_by = 0.0
@@ -337,17 +361,19 @@ class Worker:
                         self._start_accepting()
                     else:
                         timeout = max(0.0, min(timeout, wait))
-                for key, mask in self.selector.select(timeout):
-                    target = key.data
-                    if target is None:
-                        self._resume_ready()
-                    elif type(target) is Connection:
-                        if mask & selectors.EVENT_WRITE:
+                for target in self.poller.wait(timeout):
+                    kind = type(target)
+                    if kind is Connection:
+                        if target.closed:
+                            continue  # closed by an earlier target of this round
+                        if target.watching == WRITE:
                             target.on_writable()
                         else:
                             target.on_readable()
-                    elif type(target) is Lingerer:
-                        if target.drain():
+                    elif target is None:
+                        self._resume_ready()
+                    elif kind is Lingerer:
+                        if id(target) in self.lingering and target.drain():
                             self._end_linger(target)
                     else:
                         self._accept(target)
@@ -369,7 +395,7 @@ class Worker:
 
     def close(self) -> None:
         """Release the loop's own resources (``serve()`` does this when it returns)."""
-        self.selector.close()
+        self.poller.close()
         self._wake_r.close()
         self._wake_w.close()
 
@@ -401,13 +427,13 @@ class Worker:
 
     def _start_accepting(self) -> None:
         for listener in self.config.listeners:
-            with contextlib.suppress(KeyError, ValueError):
-                self.selector.register(listener, selectors.EVENT_READ, listener)
+            fd = listener.fileno()
+            if fd not in self.poller.targets:
+                self.poller.add(fd, READ, listener)
 
     def _stop_accepting(self) -> None:
         for listener in self.config.listeners:
-            with contextlib.suppress(KeyError, ValueError):
-                self.selector.unregister(listener)
+            self.poller.remove(listener.fileno())
 
     def _close_idle(self) -> None:
         """Close connections between requests; one with unread bytes is served first."""

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable
+from operator import itemgetter
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -44,16 +45,11 @@ _DROPPED = frozenset({"HTTP_PROXY", "HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE"})
 # Keys only the server sets. Those in the builder's template are written back
 # after the params; these are set per request (or not at all) by the front-end.
 _SERVER_ONLY = frozenset({"wsgi.input", "wsgi.input_terminated", "wsgi.file_wrapper"})
-_REMOVED = tuple(_DROPPED | _SERVER_ONLY)
+_REMOVED = frozenset(_DROPPED | _SERVER_ONLY)
 
 Environ = dict[str, Any]
 
-# The same few dozen parameter names arrive with every request: their decoded
-# forms are kept (bounded in count and length, so a peer inventing names cannot
-# grow it without limit).
-_NAME_CACHE: dict[bytes, str] = {}
-_NAME_CACHE_SIZE = 1024
-_NAME_CACHE_LENGTH = 64
+_first = itemgetter(0)
 
 
 def decode_request_path(request_uri: str) -> str:
@@ -134,20 +130,10 @@ class EnvironBuilder:
         :func:`wsgiwire.core.body.attach_input` once it is complete.
         Raises :class:`~wsgiwire.errors.BadRequest` for a malformed CONTENT_LENGTH.
         """
-        env: Environ = {}
-        names = _NAME_CACHE
-        for raw_name, raw_value in params:
-            name = names.get(raw_name)
-            if name is None:
-                name = raw_name.decode("latin-1")
-                if len(names) < _NAME_CACHE_SIZE and len(raw_name) <= _NAME_CACHE_LENGTH:
-                    names[raw_name] = name
-            value = raw_value.decode("latin-1")
-            if name in env and name.startswith("HTTP_"):
-                _merge(env, name, value)
-            else:
-                env[name] = value
-        return self._finish(env, script_name_in_path_info)
+        return self.build_from_strings(
+            [(name.decode("latin-1"), value.decode("latin-1")) for name, value in params],
+            script_name_in_path_info=script_name_in_path_info,
+        )
 
     def build_from_strings(
         self,
@@ -162,8 +148,8 @@ class EnvironBuilder:
         if type(params) is not list:
             params = list(params)
         env: Environ = dict(params)  # in C; the last value of a repeated name wins
-        if len(env) != len(params):
-            # A name came twice: repeated request headers are joined instead.
+        if len(env) != len(params) and _repeats_header(params, env):
+            # A request header came twice: its values are joined instead.
             env = {}
             for name, value in params:
                 if name in env and name.startswith("HTTP_"):
@@ -173,29 +159,45 @@ class EnvironBuilder:
         return self._finish(env, script_name_in_path_info)
 
     def _finish(self, env: Environ, strip_prefix: bool) -> tuple[Environ, int | None]:
-        for name in _REMOVED:
-            env.pop(name, None)
+        if not env.keys().isdisjoint(_REMOVED):  # one check in C for the usual case
+            for name in _REMOVED:
+                env.pop(name, None)
         env.update(self._template)  # after the params: they never replace wsgi.* keys
 
         length_text = env.get("CONTENT_LENGTH")
-        content_length = parse_content_length(length_text)
+        content_length = parse_content_length(length_text) if length_text else None
         if content_length is None:
-            env.pop("CONTENT_LENGTH", None)
+            if length_text is not None:
+                del env["CONTENT_LENGTH"]
         elif length_text != str(content_length):
             env["CONTENT_LENGTH"] = str(content_length)
 
-        if "REQUEST_METHOD" not in env or not env["REQUEST_METHOD"]:
+        if not env.get("REQUEST_METHOD"):
             env["REQUEST_METHOD"] = "GET"
-        env.setdefault("QUERY_STRING", "")
-        env.setdefault("SERVER_PROTOCOL", "HTTP/1.0")
+        if "QUERY_STRING" not in env:
+            env["QUERY_STRING"] = ""
+        if "SERVER_PROTOCOL" not in env:
+            env["SERVER_PROTOCOL"] = "HTTP/1.0"
         if "SERVER_NAME" not in env:
             env["SERVER_NAME"] = _host_name(env.get("HTTP_HOST") or "localhost")
+        https = _is_https(env)
         if "SERVER_PORT" not in env:
-            env["SERVER_PORT"] = "443" if _is_https(env) else "80"
-
-        env["wsgi.url_scheme"] = "https" if _is_https(env) else "http"
+            env["SERVER_PORT"] = "443" if https else "80"
+        env["wsgi.url_scheme"] = "https" if https else "http"
         _fix_paths(env, strip_prefix)
         return env, content_length
+
+
+def _repeats_header(params: list[tuple[str, str]], env: Environ) -> bool:
+    """Whether a repeated name in ``params`` may be a request header (``HTTP_*``).
+
+    Counted in C: occurrences of ``HTTP_`` at the start of a name among all the
+    names, against among the distinct ones. A name that merely contains
+    ``"\0HTTP_"`` can only make the answer a needless yes, never a wrong no.
+    """
+    all_names = "\0" + "\0".join(map(_first, params))
+    distinct = "\0" + "\0".join(env)
+    return all_names.count("\0HTTP_") != distinct.count("\0HTTP_")
 
 
 def _merge(env: Environ, name: str, value: str) -> None:

@@ -325,27 +325,31 @@ def _decode_pairs(
     # limit is below 128 and each length must be checked.
     short = max_name >= 127 and max_value >= 127
     while True:
-        if len(out) > max_count:
+        room = max_count - len(out)
+        if room < 0:
             raise LimitExceeded(
                 "max_param_count", len(out), max_count, status_hint=431, request_id=request_id
             )
         if short:
-            # Every pair takes at least 2 bytes: while the bytes left cannot
-            # hold more pairs than the count allows, no count check is needed.
-            guarded = (end - pos) // 2 > max_count - len(out)
-            while pos < last:
+            # A pair takes at least 2 bytes: pairs starting before ``limit``
+            # are at most one more than the count allows (then refused above),
+            # so the loop needs no count check of its own.
+            limit = min(last, pos + 2 * room + 2)
+            start = pos
+            while pos < limit:
                 name_len = data[pos]
                 value_len = data[pos + 1]
-                if name_len > 127 or value_len > 127:
+                if (name_len | value_len) & 0x80:
                     break
-                split = pos + 2 + name_len
-                stop = split + value_len
-                if stop > end:
-                    return pos, stop - pos
-                append((text[pos + 2 : split], text[split:stop]))
-                pos = stop
-                if guarded and len(out) > max_count:
-                    break
+                start = pos + 2
+                split = start + name_len
+                pos = split + value_len
+                append((text[start:split], text[split:pos]))
+            if pos > end:
+                # The last pair runs past the end (its slices came out short):
+                # take it back and wait for the rest of it.
+                out.pop()
+                return start - 2, pos - start + 2
         if len(out) > max_count:
             continue  # refused at the top of the loop
         if pos >= end:
@@ -387,6 +391,33 @@ def _decode_pairs(
 
 def _raw_pairs(pairs: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
+
+
+def _scan_stream(
+    data: bytearray, pos: int, spans: list[tuple[int, int]], rtype: int, request_id: int
+) -> int:
+    """Find one whole input stream of ``request_id`` at ``data[pos:]``.
+
+    Appends each non-empty record's content span to ``spans`` and returns the
+    position after the stream's empty record; -1 when the stream is not all
+    there or a record of another kind, request or version comes first.
+    """
+    unpack = _HEADER.unpack_from
+    end = len(data)
+    while end - pos >= FCGI_HEADER_LEN:
+        version, kind, rid, size, pad = unpack(data, pos)
+        if version != FCGI_VERSION_1 or kind != rtype or rid != request_id:
+            return -1
+        pos += FCGI_HEADER_LEN
+        stop: int = pos + size
+        after: int = stop + pad
+        if after > end:
+            return -1
+        if not size:
+            return after
+        spans.append((pos, stop))
+        pos = after
+    return -1
 
 
 class _RecordReader(ReceiveBuffer):
@@ -746,40 +777,22 @@ class FastCGIConnection:
         if not request_id or role != _RESPONDER or _RESPONDER not in self._roles:
             return False
         pos += 16 + pad
+        params_spans: list[tuple[int, int]] = []
+        pos = _scan_stream(data, pos, params_spans, FCGI_PARAMS, request_id)
+        if pos < 0:
+            return False
+        body_spans: list[tuple[int, int]] = []
+        pos = _scan_stream(data, pos, body_spans, FCGI_STDIN, request_id)
+        if pos < 0:
+            return False
         limits = self._limits
-        spans: list[tuple[int, int]] = []
-        params_size = 0
-        for stream, limit in ((FCGI_PARAMS, limits.max_params_bytes),
-                              (FCGI_STDIN, limits.max_body_size)):
-            first = len(spans)
-            total = 0
-            while True:
-                if end - pos < FCGI_HEADER_LEN:
-                    return False
-                version, rtype, rid, size, pad = unpack(data, pos)
-                if version != FCGI_VERSION_1 or rtype != stream or rid != request_id:
-                    return False
-                pos += FCGI_HEADER_LEN
-                stop = pos + size
-                if stop + pad > end:
-                    return False
-                if not size:
-                    pos = stop + pad
-                    break
-                spans.append((pos, stop))
-                total += size
-                pos = stop + pad
-            if total > limit:
-                return False
-            if stream == FCGI_PARAMS:
-                params_size = total
-                if first == len(spans):
-                    block = b""
-                elif len(spans) == 1:
-                    block = bytes(data[spans[0][0] : spans[0][1]])
-                else:
-                    block = b"".join(data[a:b] for a, b in spans)
-                del spans[:]
+        if len(params_spans) == 1:
+            first, stop = params_spans[0]
+            block = bytes(data[first:stop])
+        else:
+            block = b"".join([data[first:stop] for first, stop in params_spans])
+        if len(block) > limits.max_params_bytes:
+            return False
         params: list[tuple[str, str]] = []
         try:
             _, need = _decode_pairs(
@@ -794,22 +807,27 @@ class FastCGIConnection:
             return False
         if need or len(params) > limits.max_param_count:
             return False
-        body = [bytes(data[a:b]) for a, b in spans]
+        body_size = 0
+        if body_spans:
+            body_size = sum([stop - first for first, stop in body_spans])
+            if body_size > limits.max_body_size:
+                return False
         # All good: consume the bytes and leave the state _handle would.
+        events = self._events
+        keep_conn = bool(flags & FCGI_KEEP_CONN)
+        events.append(RequestStarted(request_id, params, keep_conn, Role.RESPONDER))
+        for first, stop in body_spans:
+            events.append(BodyData(request_id, bytes(data[first:stop])))
+        events.append(BodyEnd(request_id))
         if pos >= end:
             data.clear()
             pos = 0
         reader._start = pos
         self._ignored.discard(request_id)
-        req = _Request(_DONE, Role.RESPONDER, bool(flags & FCGI_KEEP_CONN))
-        req.params_bytes = params_size
-        req.body_bytes = sum(map(len, body))
+        req = _Request(_DONE, Role.RESPONDER, keep_conn)
+        req.params_bytes = len(block)
+        req.body_bytes = body_size
         self._requests[request_id] = req
-        events = self._events
-        events.append(RequestStarted(request_id, params, req.keep_conn, Role.RESPONDER))
-        for chunk in body:
-            events.append(BodyData(request_id, chunk))
-        events.append(BodyEnd(request_id))
         return True
 
     def _at_eof(self) -> Event:

@@ -120,36 +120,45 @@ class SCGIConnection(OneShotConnection):
         block_len = self._block_len
         if block_len < 0:
             data, begin, end = buffer.window()
-            pos = begin + self._scanned
             max_digits = self._max_digits
-            while pos < end:
-                byte = data[pos]
-                if byte == _COLON:
-                    break
-                if not _ZERO <= byte <= _NINE:
-                    raise RemoteProtocolError(
-                        "SCGI netstring length must be ASCII digits followed by ':', "
-                        f"got {shown(data[begin : pos + 1])!r}"
-                    )
-                digits = pos - begin + 1
-                if digits == 2 and data[begin] == _ZERO:
-                    raise RemoteProtocolError(
-                        "SCGI netstring length has a leading zero "
-                        f"({shown(data[begin : pos + 1])!r}...)"
-                    )
-                if digits > max_digits:
-                    # At least this big: there is no leading zero.
-                    raise LimitExceeded(
-                        "max_params_bytes",
-                        int(data[begin : pos + 1]),
-                        limits.max_params_bytes,
-                        status_hint=431,
-                        request_id=0,
-                    )
-                pos += 1
-            else:
-                self._scanned = pos - begin
-                return False
+            # The usual case is checked in C: the whole length and its ':' are
+            # here, all digits, no leading zero. Otherwise the digits are
+            # scanned one by one, to say precisely what is wrong, or to wait.
+            pos = data.find(b":", begin, min(end, begin + max_digits + 1))
+            if (
+                pos <= begin
+                or not data[begin:pos].isdigit()
+                or (data[begin] == _ZERO and pos != begin + 1)
+            ):
+                pos = begin + self._scanned
+                while pos < end:
+                    byte = data[pos]
+                    if byte == _COLON:
+                        break
+                    if not _ZERO <= byte <= _NINE:
+                        raise RemoteProtocolError(
+                            "SCGI netstring length must be ASCII digits followed by ':', "
+                            f"got {shown(data[begin : pos + 1])!r}"
+                        )
+                    digits = pos - begin + 1
+                    if digits == 2 and data[begin] == _ZERO:
+                        raise RemoteProtocolError(
+                            "SCGI netstring length has a leading zero "
+                            f"({shown(data[begin : pos + 1])!r}...)"
+                        )
+                    if digits > max_digits:
+                        # At least this big: there is no leading zero.
+                        raise LimitExceeded(
+                            "max_params_bytes",
+                            int(data[begin : pos + 1]),
+                            limits.max_params_bytes,
+                            status_hint=431,
+                            request_id=0,
+                        )
+                    pos += 1
+                else:
+                    self._scanned = pos - begin
+                    return False
             if pos == begin:
                 raise RemoteProtocolError("SCGI netstring has no length before ':'")
             block_len = int(data[begin:pos])
