@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import logging
 import os
 import select
-import socket
 import time
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
@@ -30,7 +30,6 @@ from ..events import (
     Role,
 )
 from .base import Buffer, status_reply
-from .listeners import close_quietly
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -92,7 +91,7 @@ class Connection:
         "watching",
     )
 
-    def __init__(self, loop: Worker, sock: socket.socket, peer: object) -> None:
+    def __init__(self, loop: Worker, sock: _socket.socket, peer: object) -> None:
         self.loop = loop
         self.sock = sock
         self.fd = sock.fileno()
@@ -483,10 +482,13 @@ class Connection:
             request.body.discard()
         self.requests.clear()
         self.loop.forget(self)
-        close_quietly(self.sock)
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
 
-def _wait_writable(sock: socket.socket, timeout: float) -> bool:
+def _wait_writable(sock: _socket.socket, timeout: float) -> bool:
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLOUT)
     return bool(poller.poll(timeout * 1000))
@@ -504,7 +506,7 @@ class Lingerer:
 
     __slots__ = ("deadline", "drained", "sock")
 
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
+    def __init__(self, sock: _socket.socket, deadline: float) -> None:
         self.sock = sock
         self.deadline = deadline
         self.drained = 0

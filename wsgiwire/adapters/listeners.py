@@ -20,6 +20,7 @@ but empty or malformed list fails closed.
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import errno
 import ipaddress
@@ -301,9 +302,11 @@ def remove_socket_file(path: str) -> None:
             os.unlink(path)
 
 
-def close_quietly(sock: socket.socket) -> None:
-    with contextlib.suppress(OSError):
+def close_quietly(sock: _socket.socket) -> None:
+    try:
         sock.close()
+    except OSError:
+        pass
 
 
 _IGNORED_ACCEPT_ERRORS = frozenset(

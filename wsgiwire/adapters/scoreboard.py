@@ -117,14 +117,16 @@ class Scoreboard:
         self._set(slot, _BUSY, busy)
         self._set(slot, _QUEUED, queued)
 
-    def request_started(self, slot: int, label: str) -> None:
+    def request_started(self, slot: int, label: str, now: float | None = None) -> None:
+        """Mark the slot busy since ``now`` (default: the current monotonic time)."""
         base = slot * _SLOT_SIZE
         if label != self._label:
             data = label.encode("utf-8", "replace")[:_LABEL_SIZE]
             self.memory[base + _HEAD.size : base + _HEAD.size + len(data)] = data
             self._label = label
             self._label_size = len(data)
-        _DQ.pack_into(self.memory, base + 7 * 8, time.monotonic(), self._label_size)
+        since = time.monotonic() if now is None else now
+        _DQ.pack_into(self.memory, base + 7 * 8, since, self._label_size)
 
     def request_finished(self, slot: int, requests: int, errors: int) -> None:
         """Store the worker's running totals and mark it idle."""

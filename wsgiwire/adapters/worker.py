@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import errno
 import logging
@@ -33,7 +34,7 @@ _SWEEP_INTERVAL = 1.0
 _ACCEPT_PAUSE = 0.005
 
 
-def _has_input(sock: socket.socket) -> bool:
+def _has_input(sock: _socket.socket) -> bool:
     try:
         return bool(sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT))
     except (BlockingIOError, InterruptedError):
@@ -174,9 +175,14 @@ class Worker:
 
     # -- per-request accounting (any thread) -------------------------------
     def request_begins(self, environ: dict[str, Any]) -> float:
+        now = time.monotonic()
         if self._watch and self.board is not None:
-            self.board.request_started(self.slot, request_label(environ))
-        return time.monotonic()
+            # Web servers send REQUEST_URI: the label for the status page and
+            # the watchdog without assembling it from the parts.
+            uri = environ.get("REQUEST_URI")
+            label = f"{environ['REQUEST_METHOD']} {uri}" if uri else request_label(environ)
+            self.board.request_started(self.slot, label, now)
+        return now
 
     def request_done(
         self, ok: bool, environ: dict[str, Any], response: Response, started: float
@@ -198,7 +204,7 @@ class Worker:
             log.info("worker %d served %d requests; recycling it", os.getpid(), served)
             self.request_stop()
 
-    def linger(self, sock: socket.socket) -> None:
+    def linger(self, sock: _socket.socket) -> None:
         """Shut down our side of ``sock`` and drain it briefly before closing."""
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_WR)
@@ -291,9 +297,10 @@ class Worker:
         for _ in range(64):
             try:
                 # socket.accept() less its per-call enum conversions of the
-                # listener's family and type (it builds the same socket object).
+                # listener's family and type, and the socket is the C-level
+                # object: the socket.py layer adds only Python work per call.
                 fd, peer = listener._accept()  # type: ignore[attr-defined]
-                sock = socket.socket(family, kind, 0, fileno=fd)
+                sock = _socket.socket(family, kind, 0, fd)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:

@@ -344,12 +344,12 @@ class Response:
             raise StartResponseError("no status to send")
         self.head_sent = True
         if self._style is HeadStyle.CGI:
-            lines = [f"Status: {status}\r\n"]
+            head = f"Status: {status}\r\n"
         else:
-            lines = [f"{self._protocol} {status}\r\n"]
-        lines.extend(f"{name}: {value}\r\n" for name, value in self.headers)
-        lines.append("\r\n")
-        return "".join(lines).encode("latin-1")
+            head = f"{self._protocol} {status}\r\n"
+        for name, value in self.headers:
+            head += f"{name}: {value}\r\n"
+        return (head + "\r\n").encode("latin-1")
 
     def send_error(self, status: str, body: bytes, headers: Headers | None = None) -> None:
         """Replace a not-yet-sent response with an error page (the gateway's 500)."""

@@ -8,7 +8,6 @@ count, name and value limits to decoded pairs.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Final
 
 from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
@@ -112,7 +111,8 @@ class OneShotConnection:
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self._limits = limits
         self._buffer = ReceiveBuffer()
-        self._events: deque[Event] = deque()
+        # A few events at most between two reads (start, body, end): a list.
+        self._events: list[Event] = []
         self._state = _HEAD
         self._declared = 0  # CONTENT_LENGTH of the request (0 when none declared)
         self._remaining = 0  # body bytes still expected
@@ -169,12 +169,12 @@ class OneShotConnection:
             )
         events = self._events
         if events:
-            return events.popleft()
+            return events.pop(0)
         try:
             state = self._state
             if state == _HEAD:
                 if self._buffer and self._parse_head():
-                    return events.popleft()
+                    return events.pop(0)
                 if self._eof:
                     if not self._received:
                         return ConnectionClosed()
