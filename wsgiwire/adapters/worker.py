@@ -436,7 +436,7 @@ class Worker:
         for listener in self.config.listeners:
             fd = listener.fileno()
             if fd not in self.poller.targets:
-                self.poller.add(fd, READ, listener)
+                self.poller.add(fd, READ, listener, shared=True)
 
     def _stop_accepting(self) -> None:
         for listener in self.config.listeners:
