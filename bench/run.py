@@ -706,6 +706,7 @@ class CellResult:
     rss_after: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
     logs: dict[str, list[str]] = field(default_factory=dict)  # log tails when not ok
+    round_req_per_s: list[float] = field(default_factory=list)  # every round, with --rounds
 
 
 def _mem_dict(mem: Memory) -> dict[str, Any]:
@@ -949,7 +950,9 @@ def render_markdown(results: list[CellResult], meta: dict[str, Any]) -> str:
         f"{meta['versions']['nginx']} · wrk {meta['versions']['wrk']}",
         "",
         f"wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{meta['duration_s']}s after a "
-        f"{meta['warmup_s']} s warm-up; nginx 1 worker; every backend {WORKERS} worker "
+        f"{meta['warmup_s']} s warm-up"
+        + (f", median of {meta['rounds']} rounds run in turn" if meta.get("rounds", 1) > 1 else "")
+        + f"; nginx 1 worker; every backend {WORKERS} worker "
         "processes on a unix socket. wsgiwire "
         f"{meta['versions']['wsgiwire']} at {meta['git']}.",
         "",
@@ -1165,6 +1168,7 @@ def collect_meta(args: argparse.Namespace, backends: list[str], scenarios: list[
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "duration_s": args.duration,
         "warmup_s": args.warmup,
+        "rounds": args.rounds,
         "wrk": {"threads": WRK_THREADS, "connections": WRK_CONNECTIONS},
         "backend_workers": WORKERS,
         "machine": {
@@ -1191,6 +1195,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of warm-up (0: none)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the whole matrix this many times, cell after cell, and report "
+                             "each cell's median round (a run with errors in any round is "
+                             "reported as that failing round)")
     parser.add_argument("--only", default="", metavar="NAMES",
                         help=f"comma-separated backends (default: all): {', '.join(BACKENDS)}")
     parser.add_argument("--scenarios", default="", metavar="NAMES",
@@ -1255,28 +1263,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     cells = [(SCENARIOS[s], BACKENDS[b]) for s in scenarios for b in backends
              if BACKENDS[b].scenarios is None or s in (BACKENDS[b].scenarios or ())]
     per_cell = args.duration + args.warmup + 3
-    print(f"bench: {len(cells)} runs, about {len(cells) * per_cell / 60:.0f} min; "
+    runs = len(cells) * args.rounds
+    print(f"bench: {runs} runs, about {runs * per_cell / 60:.0f} min; "
           f"results in {args.out}/latest.md")
     interrupted = False
+    rounds: dict[tuple[str, str], list[CellResult]] = {}
     try:
-        for scenario, backend in cells:
-            reason = backend.requires()
-            label = f"{scenario.name:9} {backend.name:24}"
-            if reason:
-                results.append(CellResult(backend.name, scenario.name, "skipped", reason))
-                print(f"  {label} skipped: {reason}")
-                continue
-            try:
-                result = run_cell(backend, scenario, args)
-            except BenchError as exc:
-                result = CellResult(backend.name, scenario.name, "failed", str(exc))
-            results.append(result)
-            print(f"  {label} {_summary(result)}", flush=True)
+        for number in range(args.rounds):
+            if args.rounds > 1:
+                print(f" round {number + 1} of {args.rounds}")
+            for scenario, backend in cells:
+                reason = backend.requires()
+                label = f"{scenario.name:9} {backend.name:24}"
+                if reason:
+                    rounds[backend.name, scenario.name] = [
+                        CellResult(backend.name, scenario.name, "skipped", reason)
+                    ]
+                    print(f"  {label} skipped: {reason}")
+                    continue
+                try:
+                    result = run_cell(backend, scenario, args)
+                except BenchError as exc:
+                    result = CellResult(backend.name, scenario.name, "failed", str(exc))
+                rounds.setdefault((backend.name, scenario.name), []).append(result)
+                print(f"  {label} {_summary(result)}", flush=True)
     except KeyboardInterrupt:
         interrupted = True
         print("\nbench: interrupted; stopping what was started", file=sys.stderr)
     finally:
         stop_everything()
+    results.extend(median_round(cell_rounds) for cell_rounds in rounds.values())
 
     # Each cell starts fresh processes: wsgiwire code edited during the run changes later
     # cells. Say so when the tree moved.
@@ -1294,6 +1310,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if results:
         write_outputs(results, meta, args.out, interrupted, codec_results)
     return 130 if interrupted else 0
+
+
+def median_round(cell_rounds: list[CellResult]) -> CellResult:
+    """The round that stands for a cell: its median by req/s, or the first that was not ok."""
+    for result in cell_rounds:
+        if result.status != "ok":
+            return result
+    ordered = sorted(cell_rounds, key=lambda r: r.req_per_s or 0.0)
+    chosen = ordered[(len(ordered) - 1) // 2]
+    if len(ordered) > 1:
+        chosen.round_req_per_s = [round(r.req_per_s or 0.0) for r in cell_rounds]
+    return chosen
 
 
 def _summary(r: CellResult) -> str:

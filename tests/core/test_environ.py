@@ -225,6 +225,32 @@ def test_duplicate_headers_are_joined() -> None:
     assert environ["HTTP_ACCEPT"] == "*/*"
 
 
+def test_headers_joined_beside_a_repeated_cgi_variable() -> None:
+    """A repeated header is joined even when another, non-header name repeats too."""
+    environ = build(("SCRIPT_NAME", "/index.php"), ("HTTP_X_DUP", "a"),
+                    ("SCRIPT_NAME", ""), ("HTTP_X_DUP", "a"))
+    assert environ["SCRIPT_NAME"] == ""
+    assert environ["HTTP_X_DUP"] == "a, a"
+
+
+@given(st.lists(st.tuples(st.sampled_from(["HTTP_A", "HTTP_B", "SCRIPT_NAME", "X\0HTTP_A",
+                                           "\0HTTP_", "HTTP_", "A"]),
+                          st.text(alphabet="ab", max_size=2)), max_size=8))
+def test_repeats_match_a_plain_model(pairs: list[tuple[str, str]]) -> None:
+    """The fast dict path and the joining path agree with a one-pass model of the rules."""
+    model: dict[str, str] = {}
+    for name, value in pairs:
+        if name in model and name.startswith("HTTP_"):
+            sep = "; " if name == "HTTP_COOKIE" else ", "
+            model[name] = model[name] + sep + value
+        else:
+            model[name] = value
+    environ, _ = BUILDER.build_from_strings(pairs)
+    for name, value in model.items():
+        if name not in ("SCRIPT_NAME",):
+            assert environ[name] == value
+
+
 def test_http_proxy_dropped() -> None:
     """httpoxy: a client's Proxy: header must not look like a proxy setting."""
     environ = build(("HTTP_PROXY", "http://evil:1/"), ("HTTP_PROXY", "http://evil:2/"),

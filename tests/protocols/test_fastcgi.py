@@ -886,3 +886,54 @@ def test_params_split_into_tiny_records_is_linear() -> None:
     small = min(run(8 << 10) for _ in range(3))
     large = min(run(64 << 10) for _ in range(2))
     assert large / small < 20, (small, large)
+
+
+# --- The whole-request pass against the record loop ---------------------------------------
+
+_names = st.binary(min_size=1, max_size=140)
+_values = st.binary(max_size=300)
+
+
+def _merged(events: list[object]) -> list[object]:
+    """Events with consecutive body chunks joined (record layout is not semantics)."""
+    out: list[object] = []
+    for event in events:
+        if type(event) is BodyData and out and type(out[-1]) is BodyData:
+            out[-1] = BodyData(event.request_id, out[-1].data + event.data)  # type: ignore[attr-defined]
+        else:
+            out.append(event)
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    params=st.lists(st.tuples(_names, _values), max_size=12),
+    body=st.binary(max_size=400),
+    params_chunk=st.integers(1, 300),
+    body_chunk=st.integers(1, 300),
+    keep=st.booleans(),
+    max_count=st.integers(1, 14),
+)
+def test_whole_request_pass_matches_record_loop(
+    params: list[tuple[bytes, bytes]],
+    body: bytes,
+    params_chunk: int,
+    body_chunk: int,
+    keep: bool,
+    max_count: int,
+) -> None:
+    """A request fed whole (one pass) and byte by byte (record loop) ends the same:
+    the same events or the same error, and a second request is served alike."""
+    limits = Limits(max_param_count=max_count, max_value_length=200)
+    wire = (
+        spec.begin_request(1, flags=spec.KEEP_CONN if keep else 0)
+        + spec.params(1, params, chunk=params_chunk)
+        + spec.stdin(1, body, chunk=body_chunk)
+    )
+    whole = drive([wire], limits=limits)
+    piecewise = drive(bytewise(wire), limits=limits)
+    assert _merged(whole.events) == _merged(piecewise.events)
+    assert whole.replies == piecewise.replies
+    assert whole.error == piecewise.error
+    if whole.error is None:
+        assert whole.events[0] == started(1, params, keep_conn=keep)
