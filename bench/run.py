@@ -38,6 +38,7 @@ import resource
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -885,24 +886,43 @@ def fill_result(
 
 
 def ratios(results: list[CellResult]) -> dict[tuple[str, str], dict[str, float | None]]:
-    """Per cell: req/s relative to uWSGI, to nginx alone (hello) and to flup's best."""
-    by_scenario: dict[str, dict[str, float]] = {}
+    """Per cell: req/s relative to uWSGI, to nginx alone (hello) and to flup's best.
+
+    With several rounds a ratio is taken within each round (both cells of a round
+    ran minutes apart, not hours), and the median of those ratios is reported.
+    """
+    by_scenario: dict[str, dict[str, list[float]]] = {}
     for r in results:
         if r.status == "ok" and r.req_per_s:
-            by_scenario.setdefault(r.scenario, {})[r.backend] = r.req_per_s
+            by_scenario.setdefault(r.scenario, {})[r.backend] = (
+                list(r.round_req_per_s) or [r.req_per_s]
+            )
     out: dict[tuple[str, str], dict[str, float | None]] = {}
     for r in results:
         cells = by_scenario.get(r.scenario, {})
+        mine = cells.get(r.backend)
         flup = [v for k, v in cells.items() if BACKENDS[k].group == "flup"]
+        flup_best = (
+            [max(per_round) for per_round in zip(*flup, strict=True)]
+            if flup and len({len(v) for v in flup}) == 1
+            else None
+        )
         refs = {
             "vs_uwsgi": cells.get(REFERENCE_UWSGI),
             "vs_nginx_alone": cells.get(REFERENCE_CEILING),
-            "vs_flup_best": max(flup) if flup else None,
+            "vs_flup_best": flup_best,
         }
-        out[r.backend, r.scenario] = {
-            k: (r.req_per_s / ref if r.req_per_s and ref else None) for k, ref in refs.items()
-        }
+        out[r.backend, r.scenario] = {k: _ratio(mine, ref) for k, ref in refs.items()}
     return out
+
+
+def _ratio(mine: list[float] | None, ref: list[float] | None) -> float | None:
+    """The median of the per-round ratios (one round: the plain ratio)."""
+    if not mine or not ref or not all(ref):
+        return None
+    if len(mine) == len(ref):
+        return statistics.median(a / b for a, b in zip(mine, ref, strict=True))
+    return statistics.median(mine) / statistics.median(ref)
 
 
 def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
@@ -951,7 +971,9 @@ def render_markdown(results: list[CellResult], meta: dict[str, Any]) -> str:
         "",
         f"wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{meta['duration_s']}s after a "
         f"{meta['warmup_s']} s warm-up"
-        + (f", median of {meta['rounds']} rounds run in turn" if meta.get("rounds", 1) > 1 else "")
+        + (f", {meta['rounds']} rounds run in turn: req/s is each cell's median round, a "
+           "ratio the median of its ratios within each round"
+           if meta.get("rounds", 1) > 1 else "")
         + f"; nginx 1 worker; every backend {WORKERS} worker "
         "processes on a unix socket. wsgiwire "
         f"{meta['versions']['wsgiwire']} at {meta['git']}.",
