@@ -915,6 +915,7 @@ def _merged(events: list[object]) -> list[object]:
     max_count=st.integers(1, 14),
 )
 def test_whole_request_pass_matches_record_loop(
+    *,
     params: list[tuple[bytes, bytes]],
     body: bytes,
     params_chunk: int,
