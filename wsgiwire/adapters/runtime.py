@@ -7,9 +7,11 @@ supplies a :class:`ProtocolDriver` (which codec, which head style).
 * ``base``: the contract: :class:`Codec`, :class:`ProtocolDriver`,
   :class:`ServerConfig`;
 * ``connection``: one accepted socket, its requests and replies;
-* ``worker``: one process's ``selectors`` loop (epoll on Linux; never
-  ``select()``, so descriptors above 1024 work), with the app called inline
-  (the fast path) or on a bounded thread pool;
+* ``worker``: one process's event loop over a ``poller`` (epoll on Linux,
+  ``poll()`` elsewhere; never ``select()``, so descriptors above 1024 work),
+  with the app called inline (the fast path) or on a bounded thread pool;
+* ``poller``: readiness without per-call objects; listening sockets shared
+  by the workers wake one worker per connection (EPOLLEXCLUSIVE);
 * ``master``: prefork workers, signals, graceful stop and reload, the request
   watchdog and the status page;
 * ``scoreboard``: what the workers are doing, in shared memory.
