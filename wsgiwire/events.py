@@ -23,6 +23,8 @@ from typing import Final
 
 __all__ = [
     "Role",
+    "Params",
+    "raw_pairs",
     "NEED_DATA",
     "NeedData",
     "RequestStarted",
@@ -69,6 +71,11 @@ NEED_DATA: Final = NeedData()
 Params = list[tuple[str, str]]
 
 
+def raw_pairs(params: Params) -> list[tuple[bytes, bytes]]:
+    """``params`` as the bytes that were sent (latin-1 maps each character back to its byte)."""
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in params]
+
+
 @dataclass(slots=True)
 class RequestStarted:
     """A request's parameters, complete and in the order the server sent them.
@@ -88,7 +95,7 @@ class RequestStarted:
 
     @property
     def raw_params(self) -> list[tuple[bytes, bytes]]:
-        return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in self.params]
+        return raw_pairs(self.params)
 
 
 @dataclass(slots=True)

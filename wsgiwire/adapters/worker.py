@@ -224,7 +224,7 @@ class Worker:
     def _poll_for(self, conn: Connection, mask: int) -> None:
         """Poll ``conn`` for ``mask`` (READ or WRITE), or not at all (0)."""
         current = conn.watching
-        if current == mask or conn.fd < 0:
+        if current == mask:
             return
         poller = self.poller
         try:

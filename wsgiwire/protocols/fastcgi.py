@@ -107,6 +107,7 @@ from ..events import (
     ResponseEnd,
     ResponseErrorData,
     Role,
+    raw_pairs,
 )
 from ..limits import DEFAULT_LIMITS, Limits
 from ._buffer import ReceiveBuffer
@@ -387,10 +388,6 @@ def _decode_pairs(
             return pos, stop - pos
         append((text[at:split], text[split:stop]))
         pos = stop
-
-
-def _raw_pairs(pairs: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in pairs]
 
 
 def _scan_stream(
@@ -1028,7 +1025,7 @@ class FastCGIConnection:
         limits = self._limits
         max_name, max_value = limits.max_name_length, limits.max_value_length
         need = _decode_pairs(content, pairs, max_name, max_value, None)[1]
-        asked = _raw_pairs(pairs)
+        asked = raw_pairs(pairs)
         if need:
             raise RemoteProtocolError("FCGI_GET_VALUES ends in the middle of a name-value pair")
         known = {
@@ -1354,7 +1351,7 @@ class FastCGIClient:
                 raise RemoteProtocolError(
                     "FCGI_GET_VALUES_RESULT ends in the middle of a name-value pair"
                 )
-            return ValuesResult(tuple(_raw_pairs(pairs)))
+            return ValuesResult(tuple(raw_pairs(pairs)))
         if rtype == FCGI_UNKNOWN_TYPE:
             if len(content) != _UNKNOWN_TYPE_BODY.size:
                 raise RemoteProtocolError(
