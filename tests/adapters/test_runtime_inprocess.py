@@ -693,6 +693,54 @@ def test_peer_filter_admits_listed_peer(bind: str, allowed: str) -> None:
     assert (reply.status, reply.app_status) == (200, 0)
 
 
+# -- accepting -----------------------------------------------------------------------------
+class CountingListener(socket.socket):
+    """A listening socket that counts the accept() calls that found, and did not find, one."""
+
+    accepted = 0
+    failed = 0
+
+    def _accept(self) -> tuple[int, Any]:
+        try:
+            result: tuple[int, Any] = super()._accept()  # type: ignore[misc]
+        except BlockingIOError:
+            self.failed += 1
+            raise
+        self.accepted += 1
+        return result
+
+
+def test_one_wakeup_accepts_every_waiting_connection_without_a_failed_accept(
+    tmp_path: Path,
+) -> None:
+    """Queued SCGI connections are all served by one wakeup; an empty backlog is found by
+    poll(), not by an accept() failing with EAGAIN (which costs the kernel a file)."""
+    listener = CountingListener(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(tmp_path / "a.sock"))
+    listener.listen(8)
+    listener.setblocking(False)
+    worker = Worker(ServerConfig(app=echo_app, driver=SCGIDriver(), listeners=[listener]))
+    target = Target("scgi", socket.AF_UNIX, str(tmp_path / "a.sock"), "/q", "")
+    clients = []
+    try:
+        for _ in range(3):
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.settimeout(TIMEOUT)
+            client.connect(str(tmp_path / "a.sock"))
+            client.sendall(encode_scgi(params_for(target)))
+            clients.append(client)
+        worker._accept(listener)
+        replies = [wait_closed(client) for client in clients]
+    finally:
+        for client in clients:
+            client.close()
+        worker.close()
+        listener.close()
+    assert [reply.startswith(b"Status: 200 OK\r\n") for reply in replies] == [True] * 3
+    assert (listener.accepted, listener.failed) == (3, 0)
+    assert worker.connections == {}
+
+
 # -- stopping ------------------------------------------------------------------------------
 def test_worker_closes_its_own_sockets_when_it_stops() -> None:
     before = open_fds()
