@@ -18,6 +18,10 @@ def parse_content_length(raw: bytes | str | None) -> int | None:
     """
     if raw is None:
         return None
+    # The usual case, checked in C: 1 to 19 ASCII digits (str.isdigit alone
+    # would take other scripts' digits; isascii rules those out).
+    if type(raw) is str and raw.isascii() and raw.isdigit() and len(raw) <= 19:
+        return int(raw)
     # A str may hold any character (a caller's own strings, or os.environ text
     # with surrogate escapes): whatever is not latin-1 becomes "?" and is refused
     # below, instead of escaping as a UnicodeEncodeError.

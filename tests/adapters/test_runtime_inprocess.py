@@ -25,6 +25,7 @@ import io
 import json
 import logging
 import os
+import select
 import socket
 import threading
 import time
@@ -719,7 +720,11 @@ def test_one_wakeup_accepts_every_waiting_connection_without_a_failed_accept(
     listener.bind(str(tmp_path / "a.sock"))
     listener.listen(8)
     listener.setblocking(False)
-    worker = Worker(ServerConfig(app=echo_app, driver=SCGIDriver(), listeners=[listener]))
+    board = Scoreboard(1)
+    board.set_connections(0, 5)
+    worker = Worker(
+        ServerConfig(app=echo_app, driver=SCGIDriver(), listeners=[listener]), board, 0
+    )
     target = Target("scgi", socket.AF_UNIX, str(tmp_path / "a.sock"), "/q", "")
     clients = []
     try:
@@ -739,6 +744,35 @@ def test_one_wakeup_accepts_every_waiting_connection_without_a_failed_accept(
     assert [reply.startswith(b"Status: 200 OK\r\n") for reply in replies] == [True] * 3
     assert (listener.accepted, listener.failed) == (3, 0)
     assert worker.connections == {}
+    assert board.read(0).connections == 0  # written once, after the wakeup
+
+
+def test_scoreboard_counts_a_kept_fastcgi_connection_until_it_closes(tmp_path: Path) -> None:
+    path = str(tmp_path / "f.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(8)
+    listener.setblocking(False)
+    board = Scoreboard(1)
+    worker = Worker(
+        ServerConfig(app=echo_app, driver=FastCGIDriver(), listeners=[listener]), board, 0
+    )
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        client.connect(path)
+        worker._accept(listener)
+        kept = board.read(0).connections
+        (conn,) = worker.connections.values()
+        client.close()
+        wait_for(lambda: bool(select.select([conn.sock], [], [], 0)[0]), "EOF to arrive")
+        conn.on_readable()
+    finally:
+        client.close()
+        worker.close()
+        listener.close()
+    assert kept == 1
+    assert worker.connections == {}
+    assert board.read(0).connections == 0
 
 
 # -- stopping ------------------------------------------------------------------------------

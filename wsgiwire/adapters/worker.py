@@ -148,6 +148,7 @@ class Worker:
             self.max_requests += random.randint(0, config.max_requests_jitter)
         self._watch = board is not None and config.threads == 0
         self._one_shot = bool(getattr(config.driver, "one_request_per_connection", False))
+        self._accepting = False  # inside _accept(): forget() leaves the scoreboard alone
         self.builder = EnvironBuilder(
             multithread=config.threads > 0,
             multiprocess=config.workers > 1,
@@ -180,7 +181,7 @@ class Worker:
     def forget(self, conn: Connection) -> None:
         if self.connections.pop(id(conn), None) is not None:
             self._poll_for(conn, 0)
-            if self.board is not None:
+            if self.board is not None and not self._accepting:
                 self.board.set_connections(self.slot, len(self.connections))
 
     # -- per-request accounting (any thread) -------------------------------
@@ -300,6 +301,18 @@ class Worker:
             self._stop_accepting()
             self.accept_paused_until = time.monotonic() + _ACCEPT_PAUSE
             return
+        # Connections served whole during this call come and go without
+        # touching the scoreboard; it gets the count once, at the end.
+        self._accepting = True
+        try:
+            self._accept_waiting(listener, board)
+        finally:
+            self._accepting = False
+            if board is not None:
+                board.set_connections(self.slot, len(self.connections))
+
+    def _accept_waiting(self, listener: socket.socket, board: Scoreboard | None) -> None:
+        """Accept and start serving the connections waiting on ``listener`` (up to 64)."""
         limit = self.config.limits.max_connections
         allows = self.config.peer_filter.allows
         fileno = listener.fileno()
@@ -338,8 +351,6 @@ class Worker:
             sock.setblocking(False)
             conn = Connection(self, sock, peer)
             self.connections[id(conn)] = conn
-            if board is not None:
-                board.set_connections(self.slot, len(self.connections))
             # Web servers send the request right after connecting: read it now
             # rather than after another trip through the poller; for SCGI and
             # uwsgi (one connection per request) that usually serves the whole
