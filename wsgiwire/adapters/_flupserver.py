@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..core.gateway import WSGIApp
-from ..limits import DEFAULT_LIMITS, Limits
+from ..limits import Limits
 from .listeners import BindSpec, PeerFilter, open_listener, parse_bind
 from .runtime import ProtocolDriver, Server, ServerConfig
 
@@ -61,10 +61,9 @@ class FlupServerBase:
     allow-list (default: ``FCGI_WEB_SERVER_ADDRS``, else everyone).
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - the flup arguments every subclass passes on
         self,
         application: WSGIApp,
-        *,
         environ: dict[str, Any] | None,
         multithreaded: bool,
         multiprocess: bool,
@@ -72,9 +71,12 @@ class FlupServerBase:
         umask: int | None,
         debug: bool,
         allowed_servers: Iterable[str] | None,
-        limits: Limits = DEFAULT_LIMITS,
+        limits: Limits,
         extra: dict[str, Any],
+        /,
     ) -> None:
+        """The arguments flup's servers share, in this order; ``extra`` holds the
+        other keyword arguments (flup's pool settings)."""
         unknown = set(extra) - FLUP_POOL_KWARGS
         if unknown:
             raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")

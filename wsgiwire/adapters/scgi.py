@@ -60,16 +60,8 @@ class WSGIServer(FlupServerBase):
         if scriptName:
             application = MountPrefix(application, scriptName)
         super().__init__(
-            application,
-            environ=environ,
-            multithreaded=multithreaded,
-            multiprocess=multiprocess,
-            bind_address=bindAddress,
-            umask=umask,
-            debug=debug,
-            allowed_servers=allowedServers,
-            limits=limits,
-            extra=kw,
+            application, environ, multithreaded, multiprocess, bindAddress, umask, debug,
+            allowedServers, limits, kw,
         )
 
     def run(self) -> bool:

@@ -55,16 +55,8 @@ class WSGIServer(FlupServerBase):
         **kw: Any,
     ) -> None:
         super().__init__(
-            application,
-            environ=environ,
-            multithreaded=multithreaded,
-            multiprocess=multiprocess,
-            bind_address=bindAddress,
-            umask=umask,
-            debug=debug,
-            allowed_servers=allowedServers,
-            limits=limits,
-            extra=kw,
+            application, environ, multithreaded, multiprocess, bindAddress, umask, debug,
+            allowedServers, limits, kw,
         )
         self.trust_uwsgi_scheme = trust_uwsgi_scheme
 

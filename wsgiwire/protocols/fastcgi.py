@@ -894,15 +894,7 @@ class FastCGIConnection:
             self._params(req, content, request_id)
         elif action == _DO_BODY:
             assert req is not None
-            req.body_bytes += len(content)
-            if req.body_bytes > self._limits.max_body_size:
-                raise LimitExceeded(
-                    "max_body_size",
-                    req.body_bytes,
-                    self._limits.max_body_size,
-                    status_hint=413,
-                    request_id=request_id,
-                )
+            req.body_bytes = self._within_body_limit(req.body_bytes + len(content), request_id)
             self._events.append(BodyData(request_id, content))
         elif action == _DO_IGNORE:
             pass
@@ -925,15 +917,7 @@ class FastCGIConnection:
             return
         elif action == _DO_FDATA:
             assert req is not None
-            req.data_bytes += len(content)
-            if req.data_bytes > self._limits.max_body_size:
-                raise LimitExceeded(
-                    "max_body_size",
-                    req.data_bytes,
-                    self._limits.max_body_size,
-                    status_hint=413,
-                    request_id=request_id,
-                )
+            req.data_bytes = self._within_body_limit(req.data_bytes + len(content), request_id)
             self._events.append(FilterData(request_id, content))
         elif action == _DO_FDATA_END:
             self._events.append(FilterDataEnd(request_id))
@@ -949,6 +933,16 @@ class FastCGIConnection:
             return
         if req is not None:
             req.state = next_state
+
+    def _within_body_limit(self, total: int, request_id: int) -> int:
+        """``total``, the bytes of one input stream (FCGI_STDIN or FCGI_DATA) so far,
+        if ``max_body_size`` allows that many; else ``LimitExceeded`` (413)."""
+        limit = self._limits.max_body_size
+        if total > limit:
+            raise LimitExceeded(
+                "max_body_size", total, limit, status_hint=413, request_id=request_id
+            )
+        return total
 
     def _unexpected(self, state: int, inp: int, request_id: int) -> RemoteProtocolError:
         what = _input_name(inp)
