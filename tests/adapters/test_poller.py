@@ -52,3 +52,26 @@ def test_remove_after_close_is_harmless() -> None:
     assert poller.targets == {}
     poller.close()
     b.close()
+
+
+def test_a_listener_wakes_every_poller_watching_it() -> None:
+    """Workers share a listener: a new connection must wake all of them, so that one
+    declining it (stopping, at its limit, ahead of the others) leaves it to the rest.
+    (EPOLLEXCLUSIVE wakes one: a connection it declined would wait for the next one.)"""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    pollers = [Poller(), Poller()]
+    client = None
+    try:
+        for poller in pollers:
+            poller.add(listener.fileno(), READ, "listener")
+        assert [poller.wait(0) for poller in pollers] == [[], []]
+        client = socket.create_connection(listener.getsockname())
+        assert [poller.wait(2.0) for poller in pollers] == [["listener"], ["listener"]]
+    finally:
+        for poller in pollers:
+            poller.close()
+        if client is not None:
+            client.close()
+        listener.close()

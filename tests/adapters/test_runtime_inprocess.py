@@ -775,6 +775,136 @@ def test_scoreboard_counts_a_kept_fastcgi_connection_until_it_closes(tmp_path: P
     assert board.read(0).connections == 0
 
 
+def unix_listener(path: str) -> socket.socket:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(8)
+    listener.setblocking(False)
+    return listener
+
+
+def scgi_bytes(path: str, path_info: str) -> bytes:
+    return encode_scgi(params_for(Target("scgi", socket.AF_UNIX, path, path_info, "")))
+
+
+def test_a_worker_at_its_connection_limit_leaves_the_next_connection_waiting(
+    tmp_path: Path,
+) -> None:
+    """A connection the worker has no room for stays in the backlog (for another worker,
+    or this one once a slot frees): it is not accepted and then closed unanswered."""
+    path = str(tmp_path / "l.sock")
+    listener = unix_listener(path)
+    worker = Worker(
+        ServerConfig(app=echo_app, driver=SCGIDriver(), listeners=[listener],
+                     limits=Limits(max_connections=1)),
+        Scoreboard(1), 0,
+    )
+    first = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    second = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        first.connect(path)
+        first.sendall(scgi_bytes(path, "/1")[:5])  # holds the one slot, head unfinished
+        second.connect(path)
+        second.sendall(scgi_bytes(path, "/2"))
+        worker._accept(listener)
+        assert len(worker.connections) == 1
+        assert select.select([second], [], [], 0.2)[0] == []  # no answer, no reset: waiting
+        first.sendall(scgi_bytes(path, "/1")[5:])
+        (conn,) = worker.connections.values()
+        wait_for(lambda: bool(select.select([conn.sock], [], [], 0)[0]), "the rest of /1")
+        conn.on_readable()  # /1 is answered; its slot frees
+        worker._accept(listener)
+        replies = [wait_closed(first), wait_closed(second)]
+    finally:
+        first.close()
+        second.close()
+        worker.close()
+        listener.close()
+    assert [json.loads(parse_head(r)[3])["path_info"] for r in replies] == ["/1", "/2"]
+
+
+def test_a_stopping_one_request_worker_accepts_no_more_and_finishes_what_it_took(
+    tmp_path: Path,
+) -> None:
+    """max_requests=1: the first request makes the worker stop. A connection it had taken
+    before, whose request comes late, is still answered; those behind it in the backlog
+    are left for the replacement worker."""
+    path = str(tmp_path / "s.sock")
+    listener = unix_listener(path)
+    served: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        served.append(environ["PATH_INFO"])
+        return echo_app(environ, start_response)
+
+    worker = Worker(
+        ServerConfig(app=app, driver=SCGIDriver(), listeners=[listener], max_requests=1,
+                     graceful_timeout=5.0),
+        Scoreboard(1), 0,
+    )
+    clients = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(3)]
+    thread = threading.Thread(target=worker.serve, daemon=True)
+    try:
+        clients[0].connect(path)  # taken, its request comes later
+        worker._accept(listener)
+        assert len(worker.connections) == 1
+        clients[1].connect(path)
+        clients[1].sendall(scgi_bytes(path, "/first"))
+        clients[2].connect(path)
+        clients[2].sendall(scgi_bytes(path, "/third"))
+        thread.start()
+        wait_for(lambda: worker.stopping, "the first request to make the worker stop")
+        clients[0].sendall(scgi_bytes(path, "/late"))
+        late = wait_closed(clients[0])
+        thread.join(STOP_TIMEOUT)
+        assert not thread.is_alive()
+        third_waiting = select.select([clients[2]], [], [], 0)[0] == []
+    finally:
+        for client in clients:
+            client.close()
+        listener.close()
+        close_wake_sockets(worker)
+    assert served == ["/first", "/late"]
+    assert json.loads(parse_head(late)[3])["path_info"] == "/late"
+    assert third_waiting  # not accepted: no answer and no reset
+
+
+def test_a_worker_ahead_of_the_others_leaves_a_new_connection_to_them() -> None:
+    """Two workers share a listener and a scoreboard; worker 0 holds two idle kept-alive
+    FastCGI connections, so it declines the next one. Worker 1 must learn of it at once,
+    not when worker 0's idle connections time out."""
+    listener = open_listener(parse_bind("127.0.0.1:0"))
+    config = ServerConfig(app=echo_app, driver=FastCGIDriver(), listeners=[listener],
+                          limits=Limits(keepalive_timeout=8.0), graceful_timeout=1.0)
+    board = Scoreboard(2)
+    workers = [Worker(config, board, 0), Worker(config, board, 1)]
+    threads = [threading.Thread(target=w.serve, daemon=True) for w in workers]
+    address = listener.getsockname()
+    idle: list[socket.socket] = []
+    try:
+        threads[0].start()
+        idle = [socket.create_connection(address) for _ in range(2)]
+        wait_for(lambda: len(workers[0].connections) == 2, "worker 0 to hold two connections")
+        threads[1].start()
+        wait_for(lambda: board.read(1).state == ACCEPTING, "worker 1 to accept")
+        target = Target("fastcgi", listener.family, address, "/", "")
+        started = time.monotonic()
+        reply = fastcgi_request(target, params_for(target), timeout=TIMEOUT)
+        took = time.monotonic() - started
+    finally:
+        for sock in idle:
+            sock.close()
+        for worker in workers:
+            worker.request_stop()
+        for thread in threads:
+            thread.join(STOP_TIMEOUT)
+        listener.close()
+        for worker in workers:
+            close_wake_sockets(worker)
+    assert reply.status == 200
+    assert took < 4.0, f"answered only after {took:.1f} s"
+
+
 # -- stopping ------------------------------------------------------------------------------
 def test_worker_closes_its_own_sockets_when_it_stops() -> None:
     before = open_fds()

@@ -18,13 +18,9 @@ __all__ = ["READ", "WRITE", "Poller"]
 if hasattr(select, "epoll"):
     READ = select.EPOLLIN
     WRITE = select.EPOLLOUT
-    # A listening socket every worker polls: a new connection wakes one waiting
-    # worker, not all of them (the others would only fail to accept it).
-    _EXCLUSIVE = getattr(select, "EPOLLEXCLUSIVE", 0)
 else:  # pragma: no cover - not Linux
     READ = select.POLLIN
     WRITE = select.POLLOUT
-    _EXCLUSIVE = 0
 
 
 class Poller:
@@ -42,9 +38,16 @@ class Poller:
             self._scale = 1000.0  # poll takes milliseconds
         self.targets: dict[int, Any] = {}
 
-    def add(self, fd: int, mask: int, target: Any, *, shared: bool = False) -> None:
-        """Watch ``fd``; ``shared``: a listener other processes poll too (wake only one)."""
-        self._poll.register(fd, mask | _EXCLUSIVE if shared else mask)
+    def add(self, fd: int, mask: int, target: Any) -> None:
+        """Watch ``fd`` for ``mask`` (READ or WRITE).
+
+        A listening socket that several workers poll wakes all of them, on
+        purpose: one that then declines the connection (stopping, at its
+        connection limit, or ahead of the others) leaves it to the rest.
+        EPOLLEXCLUSIVE would wake just one, and a connection it declined would
+        wait in the backlog until the next one arrived.
+        """
+        self._poll.register(fd, mask)
         self.targets[fd] = target
 
     def change(self, fd: int, mask: int) -> None:

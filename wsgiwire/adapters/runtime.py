@@ -10,8 +10,9 @@ supplies a :class:`ProtocolDriver` (which codec, which head style).
 * ``worker``: one process's event loop over a ``poller`` (epoll on Linux,
   ``poll()`` elsewhere; never ``select()``, so descriptors above 1024 work),
   with the app called inline (the fast path) or on a bounded thread pool;
-* ``poller``: readiness without per-call objects; listening sockets shared
-  by the workers wake one worker per connection (EPOLLEXCLUSIVE);
+* ``poller``: readiness without per-call objects; a listening socket wakes
+  every worker polling it, and each asks whether a connection still waits
+  before it accepts;
 * ``master``: prefork workers, signals, graceful stop and reload, the request
   watchdog and the status page;
 * ``scoreboard``: what the workers are doing, in shared memory.

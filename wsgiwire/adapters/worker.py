@@ -167,10 +167,10 @@ class Worker:
             listener.fileno(): (int(listener.family), int(listener.type))
             for listener in config.listeners
         }
-        # Whether a listener has another connection waiting, asked before each
-        # accept after a wakeup's first: poll() with no timeout costs a tenth
-        # of an accept4() that fails with EAGAIN (the kernel makes, then
-        # destroys, a file for the socket it did not find).
+        # Whether a listener has a connection waiting, asked before each
+        # accept: poll() with no timeout costs a tenth of an accept4() that
+        # fails with EAGAIN (the kernel makes, then destroys, a file for the
+        # socket it did not find).
         self._backlog_polls: dict[int, select.poll] = {}
         for listener in config.listeners:
             waiting = select.poll()
@@ -319,8 +319,12 @@ class Worker:
         family, kind = self._listener_kinds[fileno]
         backlog = self._backlog_polls[fileno].poll
         tcp = family != socket.AF_UNIX
-        for attempt in range(64):
-            if attempt and not backlog(0):
+        for _ in range(64):
+            # Every worker polling the listener wakes for a new connection: one
+            # takes it, the others find the backlog empty. Asking first costs
+            # a tenth of an accept4() that fails. A connection this worker
+            # cannot serve (stopping, or at its limit) is left for the others.
+            if self.stopping or len(self.connections) >= limit or not backlog(0):
                 return
             try:
                 # socket.accept() less its per-call enum conversions of the
@@ -337,10 +341,6 @@ class Worker:
                 if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
                     continue
                 raise
-            if len(self.connections) >= limit:
-                close_quietly(sock)
-                log.warning("connection limit %d reached; connection refused", limit)
-                return
             if tcp:
                 if not allows(peer):
                     log.warning("connection from %s refused by the allow-list", peer_text(peer))
@@ -461,14 +461,21 @@ class Worker:
         for listener in self.config.listeners:
             fd = listener.fileno()
             if fd not in self.poller.targets:
-                self.poller.add(fd, READ, listener, shared=True)
+                self.poller.add(fd, READ, listener)
 
     def _stop_accepting(self) -> None:
         for listener in self.config.listeners:
             self.poller.remove(listener.fileno())
 
     def _close_idle(self) -> None:
-        """Close connections between requests; one with unread bytes is served first."""
+        """Close connections between requests; one with unread bytes is served first.
+
+        A one-request connection (SCGI, uwsgi) is never between requests: its
+        request is on its way until it is answered (the header and idle
+        timeouts still bound the wait), so it is left to finish.
+        """
+        if self._one_shot:
+            return
         for conn in list(self.connections.values()):
             if (conn.requests or conn.busy or conn.head_since or conn.outbox is not None
                     or _has_input(conn.sock)):
