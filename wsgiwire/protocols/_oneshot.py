@@ -219,16 +219,18 @@ class OneShotConnection:
         )
         self._declared = self._remaining = content_length
         buffer = self._buffer
+        left = len(buffer)  # bytes after the head
         if not content_length:
-            self._discarded += len(buffer)
-            buffer.skip(len(buffer))
+            if left:
+                self._discarded += left
+                buffer.skip(left)
             self._events.append(BodyEnd(0))
             self._state = _DONE
             return
         self._state = _BODY
-        if buffer:
+        if left:
             self._feed_body(bytes(buffer))
-            buffer.skip(len(buffer))
+            buffer.skip(left)
 
     def _feed_body(self, data: bytes) -> None:
         """Emit ``data`` as body, up to the declared length; drop the rest."""

@@ -174,9 +174,9 @@ class SCGIConnection(OneShotConnection):
             self._prefix_len = pos - begin + 1
         prefix = self._prefix_len
         total = prefix + block_len + 1
-        if len(buffer) < total:
+        data, begin, end = buffer.window()
+        if end - begin < total:
             return False
-        data, begin, _ = buffer.window()
         if data[begin + total - 1] != _COMMA:
             raise RemoteProtocolError(
                 f"SCGI header netstring of {block_len} bytes is not followed by ',' "
