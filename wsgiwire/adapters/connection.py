@@ -408,10 +408,10 @@ class Connection:
             return
         if self.outbox is not None:
             return
-        self.loop.done_writing(self)
         if self.close_after_flush:
-            self.close()
+            self.close()  # no need to poll for reading first (an SCGI/uwsgi reply's end)
             return
+        self.loop.done_writing(self)
         with contextlib.suppress(ClientDisconnected):
             self.pump()
 
