@@ -163,19 +163,18 @@ class Worker:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._resume: queue.SimpleQueue[Connection] = queue.SimpleQueue()
-        self._listener_kinds = {
-            listener.fileno(): (int(listener.family), int(listener.type))
-            for listener in config.listeners
-        }
-        # Whether a listener has a connection waiting, asked before each
-        # accept: poll() with no timeout costs a tenth of an accept4() that
-        # fails with EAGAIN (the kernel makes, then destroys, a file for the
-        # socket it did not find).
-        self._backlog_polls: dict[int, select.poll] = {}
+        # Per listener: its family and type (accept() would convert them to
+        # enums on every call), and a poll object that says whether a
+        # connection is waiting. Asked before each accept, poll() with no
+        # timeout costs a tenth of an accept4() that fails with EAGAIN (the
+        # kernel makes, then destroys, a file for the socket it did not find).
+        self._listener_info: dict[int, tuple[int, int, select.poll]] = {}
         for listener in config.listeners:
             waiting = select.poll()
             waiting.register(listener.fileno(), select.POLLIN)
-            self._backlog_polls[listener.fileno()] = waiting
+            self._listener_info[listener.fileno()] = (
+                int(listener.family), int(listener.type), waiting
+            )
 
     # -- connection bookkeeping -------------------------------------------
     def forget(self, conn: Connection) -> None:
@@ -315,9 +314,8 @@ class Worker:
         """Accept and start serving the connections waiting on ``listener`` (up to 64)."""
         limit = self.config.limits.max_connections
         allows = self.config.peer_filter.allows
-        fileno = listener.fileno()
-        family, kind = self._listener_kinds[fileno]
-        backlog = self._backlog_polls[fileno].poll
+        family, kind, waiting = self._listener_info[listener.fileno()]
+        backlog = waiting.poll
         tcp = family != socket.AF_UNIX
         for _ in range(64):
             # Every worker polling the listener wakes for a new connection: one
