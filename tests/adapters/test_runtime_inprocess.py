@@ -695,6 +695,14 @@ def test_peer_filter_admits_listed_peer(bind: str, allowed: str) -> None:
 
 
 # -- accepting -----------------------------------------------------------------------------
+def unix_listener(path: str) -> socket.socket:
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(8)
+    listener.setblocking(False)
+    return listener
+
+
 class CountingListener(socket.socket):
     """A listening socket that counts the accept() calls that found, and did not find, one."""
 
@@ -749,10 +757,7 @@ def test_one_wakeup_accepts_every_waiting_connection_without_a_failed_accept(
 
 def test_scoreboard_counts_a_kept_fastcgi_connection_until_it_closes(tmp_path: Path) -> None:
     path = str(tmp_path / "f.sock")
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(8)
-    listener.setblocking(False)
+    listener = unix_listener(path)
     board = Scoreboard(1)
     worker = Worker(
         ServerConfig(app=echo_app, driver=FastCGIDriver(), listeners=[listener]), board, 0
@@ -773,14 +778,6 @@ def test_scoreboard_counts_a_kept_fastcgi_connection_until_it_closes(tmp_path: P
     assert kept == 1
     assert worker.connections == {}
     assert board.read(0).connections == 0
-
-
-def unix_listener(path: str) -> socket.socket:
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    listener.listen(8)
-    listener.setblocking(False)
-    return listener
 
 
 def scgi_bytes(path: str, path_info: str) -> bytes:
