@@ -558,7 +558,7 @@ def test_trailing_bytes_are_not_buffered() -> None:
         conn.receive_data(b"z" * 65536)
         assert conn.next_event() is NEED_DATA
     assert conn.discarded_bytes == 100 * 65536
-    assert len(conn._buffer) == 0
+    assert len(conn._head) == 0
 
 
 def test_body_streams_as_it_arrives() -> None:

@@ -1,4 +1,4 @@
-"""The receive buffer the binary codecs parse from.
+"""The receive buffer the FastCGI record reader parses from.
 
 Bytes arrive in whatever pieces the kernel hands over; a codec needs to look at
 fixed-size headers and to cut out whole frames. ``ReceiveBuffer`` keeps the

@@ -27,7 +27,6 @@ from ..events import (
     Role,
 )
 from ..limits import DEFAULT_LIMITS, Limits
-from ._buffer import ReceiveBuffer
 
 __all__ = ["OneShotConnection", "check_pair_limits", "shown"]
 
@@ -93,13 +92,13 @@ class OneShotConnection:
 
     __slots__ = (
         "_body_received",
-        "_buffer",
         "_declared",
         "_discarded",
         "_eof",
         "_ended",
         "_error",
         "_events",
+        "_head",
         "_limits",
         "_received",
         "_remaining",
@@ -110,7 +109,11 @@ class OneShotConnection:
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self._limits = limits
-        self._buffer = ReceiveBuffer()
+        # The request head as received so far, from its first byte: parsed once,
+        # in place, when complete. The first piece is kept as it came (the whole
+        # head, usually); later pieces are appended to a bytearray, so a head
+        # that trickles in is still copied in linear time.
+        self._head: bytes | bytearray = b""
         # A few events at most between two reads (start, body, end): a list.
         self._events: list[Event] = []
         self._state = _HEAD
@@ -151,7 +154,13 @@ class OneShotConnection:
         elif state == _DONE:
             self._discarded += len(data)
         else:
-            self._buffer.append(data)
+            head = self._head
+            if not head:
+                self._head = data
+            else:
+                if type(head) is bytes:
+                    head = self._head = bytearray(head)
+                head += data
 
     def next_event(self) -> Event | NeedData:
         """The next event, or ``NEED_DATA`` until more bytes arrive.
@@ -173,7 +182,7 @@ class OneShotConnection:
         try:
             state = self._state
             if state == _HEAD:
-                if self._buffer and self._parse_head():
+                if self._head and self._parse_head():
                     return events.pop(0)
                 if self._eof:
                     if not self._received:
@@ -198,17 +207,19 @@ class OneShotConnection:
             raise
 
     def _parse_head(self) -> bool:
-        """Parse the head from ``self._buffer`` if it is complete; ``True`` once
-        :meth:`_start` was called. Raises ``RemoteProtocolError`` as soon as the
-        bytes so far cannot be a valid head."""
+        """Parse the head from ``self._head`` (not empty) if it is complete; ``True``
+        once :meth:`_start` was called. Raises ``RemoteProtocolError`` as soon as
+        the bytes so far cannot be a valid head."""
         raise NotImplementedError
 
     def _head_progress(self) -> str:
         """What was read of the head, for the EOF error message."""
-        return f"{len(self._buffer)} bytes received"
+        return f"{len(self._head)} bytes received"
 
-    def _start(self, params: Params, content_length: int, script_name_in_path_info: bool) -> None:
-        """Queue ``RequestStarted`` and move the buffered bytes on as body."""
+    def _start(
+        self, params: Params, content_length: int, script_name_in_path_info: bool, head_size: int
+    ) -> None:
+        """Queue ``RequestStarted``; what was received past the ``head_size`` bytes is body."""
         limits = self._limits
         if content_length > limits.max_body_size:
             raise LimitExceeded(
@@ -218,19 +229,17 @@ class OneShotConnection:
             RequestStarted(0, params, False, Role.RESPONDER, script_name_in_path_info)
         )
         self._declared = self._remaining = content_length
-        buffer = self._buffer
-        left = len(buffer)  # bytes after the head
+        received = self._head
+        self._head = b""
+        left = len(received) - head_size  # bytes after the head
         if not content_length:
-            if left:
-                self._discarded += left
-                buffer.skip(left)
+            self._discarded += left
             self._events.append(BodyEnd(0))
             self._state = _DONE
             return
         self._state = _BODY
         if left:
-            self._feed_body(bytes(buffer))
-            buffer.skip(left)
+            self._feed_body(bytes(received[head_size:]))
 
     def _feed_body(self, data: bytes) -> None:
         """Emit ``data`` as body, up to the declared length; drop the rest."""
@@ -334,7 +343,7 @@ class OneShotConnection:
     @property
     def idle(self) -> bool:
         """Nothing of the request has arrived yet."""
-        return self._state == _HEAD and not self._buffer
+        return self._state == _HEAD and not self._head
 
     @property
     def discarded_bytes(self) -> int:

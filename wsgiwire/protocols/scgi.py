@@ -112,25 +112,21 @@ class SCGIConnection(OneShotConnection):
     def _head_progress(self) -> str:
         if self._block_len < 0:
             return "in the netstring length"
-        return f"{len(self._buffer) - self._prefix_len} of {self._block_len + 1} header bytes"
+        return f"{len(self._head) - self._prefix_len} of {self._block_len + 1} header bytes"
 
     def _parse_head(self) -> bool:
-        buffer = self._buffer
+        data = self._head
         limits = self._limits
         block_len = self._block_len
         if block_len < 0:
-            data, begin, end = buffer.window()
+            end = len(data)
             max_digits = self._max_digits
             # The usual case is checked in C: the whole length and its ':' are
             # here, all digits, no leading zero. Otherwise the digits are
             # scanned one by one, to say precisely what is wrong, or to wait.
-            pos = data.find(b":", begin, min(end, begin + max_digits + 1))
-            if (
-                pos <= begin
-                or not data[begin:pos].isdigit()
-                or (data[begin] == _ZERO and pos != begin + 1)
-            ):
-                pos = begin + self._scanned
+            pos = data.find(b":", 0, max_digits + 1)
+            if pos <= 0 or not data[:pos].isdigit() or (data[0] == _ZERO and pos != 1):
+                pos = self._scanned
                 while pos < end:
                     byte = data[pos]
                     if byte == _COLON:
@@ -138,30 +134,30 @@ class SCGIConnection(OneShotConnection):
                     if not _ZERO <= byte <= _NINE:
                         raise RemoteProtocolError(
                             "SCGI netstring length must be ASCII digits followed by ':', "
-                            f"got {shown(data[begin : pos + 1])!r}"
+                            f"got {shown(data[: pos + 1])!r}"
                         )
-                    digits = pos - begin + 1
-                    if digits == 2 and data[begin] == _ZERO:
+                    digits = pos + 1
+                    if digits == 2 and data[0] == _ZERO:
                         raise RemoteProtocolError(
                             "SCGI netstring length has a leading zero "
-                            f"({shown(data[begin : pos + 1])!r}...)"
+                            f"({shown(data[: pos + 1])!r}...)"
                         )
                     if digits > max_digits:
                         # At least this big: there is no leading zero.
                         raise LimitExceeded(
                             "max_params_bytes",
-                            int(data[begin : pos + 1]),
+                            int(data[: pos + 1]),
                             limits.max_params_bytes,
                             status_hint=431,
                             request_id=0,
                         )
                     pos += 1
                 else:
-                    self._scanned = pos - begin
+                    self._scanned = pos
                     return False
-            if pos == begin:
+            if pos == 0:
                 raise RemoteProtocolError("SCGI netstring has no length before ':'")
-            block_len = int(data[begin:pos])
+            block_len = int(data[:pos])
             if block_len > limits.max_params_bytes:
                 raise LimitExceeded(
                     "max_params_bytes",
@@ -171,24 +167,22 @@ class SCGIConnection(OneShotConnection):
                     request_id=0,
                 )
             self._block_len = block_len
-            self._prefix_len = pos - begin + 1
+            self._prefix_len = pos + 1
         prefix = self._prefix_len
         total = prefix + block_len + 1
-        data, begin, end = buffer.window()
-        if end - begin < total:
+        if len(data) < total:
             return False
-        if data[begin + total - 1] != _COMMA:
+        if data[total - 1] != _COMMA:
             raise RemoteProtocolError(
                 f"SCGI header netstring of {block_len} bytes is not followed by ',' "
-                f"(got {shown(data[begin + total - 1 : begin + total])!r})"
+                f"(got {shown(data[total - 1 : total])!r})"
             )
-        block = buffer.read_slice(prefix, prefix + block_len, total)
-        params, content_length = _decode_headers(block, limits)
-        self._start(params, content_length, False)
+        params, content_length = _decode_headers(data[prefix : prefix + block_len], limits)
+        self._start(params, content_length, False, total)
         return True
 
 
-def _decode_headers(block: bytes, limits: Limits) -> tuple[Params, int]:
+def _decode_headers(block: bytes | bytearray, limits: Limits) -> tuple[Params, int]:
     """The SCGI header block as ``(params, CONTENT_LENGTH)``, checked."""
     if not block:
         raise RemoteProtocolError("SCGI header block is empty: CONTENT_LENGTH is required")

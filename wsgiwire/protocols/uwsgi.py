@@ -134,22 +134,20 @@ class UWSGIConnection(OneShotConnection):
 
     def _head_progress(self) -> str:
         if self._datasize < 0:
-            return f"{len(self._buffer)} of 4 header bytes"
-        return f"{len(self._buffer)} of {self._datasize} variable bytes"
+            return f"{len(self._head)} of 4 header bytes"
+        return f"{len(self._head) - _HEADER.size} of {self._datasize} variable bytes"
 
     def _parse_head(self) -> bool:
-        buffer = self._buffer
+        data = self._head
         datasize = self._datasize
         if datasize < 0:
             # modifier1 is judged on the first byte, before the rest of the header.
-            data, begin, _ = buffer.window()
-            modifier1 = data[begin]
+            modifier1 = data[0]
             if modifier1 not in (MODIFIER1_WSGI, MODIFIER1_MANAGE_PATH_INFO):
-                raise _modifier_error(modifier1, bytes(data[begin : begin + 16]))
-            header = buffer.unpack(_HEADER)
-            if header is None:
+                raise _modifier_error(modifier1, bytes(data[:16]))
+            if len(data) < _HEADER.size:
                 return False
-            _, datasize, modifier2 = header
+            _, datasize, modifier2 = _HEADER.unpack_from(data)
             if modifier2:
                 raise RemoteProtocolError(
                     f"unsupported uwsgi modifier2 {modifier2} for modifier1 {modifier1} "
@@ -166,18 +164,26 @@ class UWSGIConnection(OneShotConnection):
                 raise LimitExceeded(
                     "max_params_bytes", datasize, limit, status_hint=431, request_id=0
                 )
-            buffer.skip(_HEADER.size)
             self._datasize = datasize
             self._modifier1 = modifier1
-        if len(buffer) < datasize:
+        head_size = _HEADER.size + datasize
+        if len(data) < head_size:
             return False
-        block = buffer.read_slice(0, datasize, datasize)
-        params, content_length = _decode_vars(block, self._limits, self._trust_scheme)
-        self._start(params, content_length or 0, self._modifier1 == MODIFIER1_MANAGE_PATH_INFO)
+        params, content_length = _decode_vars(
+            data[_HEADER.size : head_size], self._limits, self._trust_scheme
+        )
+        self._start(
+            params,
+            content_length or 0,
+            self._modifier1 == MODIFIER1_MANAGE_PATH_INFO,
+            head_size,
+        )
         return True
 
 
-def _decode_vars(block: bytes, limits: Limits, trust_scheme: bool) -> tuple[Params, int | None]:
+def _decode_vars(
+    block: bytes | bytearray, limits: Limits, trust_scheme: bool
+) -> tuple[Params, int | None]:
     """The uwsgi vars block as ``(params, CONTENT_LENGTH or None)``, checked.
 
     The loop is the hot path (one pass, no checks inside but the ones Python
@@ -200,7 +206,7 @@ def _decode_vars(block: bytes, limits: Limits, trust_scheme: bool) -> tuple[Para
     except IndexError:
         pos = -1
     if pos != end:
-        raise _diagnose(block)
+        raise _diagnose(bytes(block))
     names = list(map(_first, pairs))
     if "" in names:
         raise RemoteProtocolError(f"uwsgi variable number {names.index('') + 1} has an empty key")
