@@ -30,7 +30,6 @@ from ..events import (
     Role,
 )
 from .base import Buffer, status_reply
-from .listeners import close_quietly
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -136,41 +135,50 @@ class Connection:
     def pump(self) -> None:
         """Handle every event the codec has; stop while a request runs on a thread."""
         codec = self.codec
+        requests = self.requests
         while not self.closed and not self.busy and self.outbox is None:
-            if self.last_done and not self.requests:
+            if self.last_done and not requests:
                 break  # nothing after a request the peer said was the last
+            event: Event | NeedData | None = None
             try:
                 event = codec.next_event()
+                if event is NEED_DATA:
+                    break
+                # Every request's two events here; the others in dispatch().
+                kind = type(event)
+                if kind is RequestStarted:
+                    self.start(event)  # type: ignore[arg-type]
+                elif kind is BodyEnd:
+                    request = requests[event.request_id]  # type: ignore[union-attr]
+                    if request.role is not Role.FILTER:
+                        self.ready(request)
+                else:
+                    self.dispatch(event)
             except ProtocolError as exc:
-                self.protocol_error(exc)
-                return
-            if event is NEED_DATA:
-                break
-            try:
-                self.dispatch(event)
-            except ProtocolError as exc:
-                if exc.request_id is None:
+                # An error from the codec names its request itself (or none:
+                # the connection's fault); one from handling an event is that
+                # event's request's.
+                if exc.request_id is None and event is not None:
                     exc.request_id = getattr(event, "request_id", None)
                 self.protocol_error(exc)
                 return
         if self.closed:
             return
-        if self.head_since and not self.requests and codec.idle:
+        if self.head_since and not requests and codec.idle:
             self.head_since = 0.0  # bytes that started no request (e.g. a late ABORT)
         housekeeping = codec.data_to_send()
         if housekeeping:
             self.write([housekeeping])
-        if codec.should_close and not self.requests and not self.busy:
+        if codec.should_close and not requests and not self.busy:
             # Input may still be on its way: the rest of a request the codec
             # refused (housekeeping replies), or bytes past a body (nginx with
             # request buffering off). Drain it rather than reset the peer.
             self.close_soon(linger=bool(housekeeping) or getattr(codec, "discarded_bytes", 0) > 0)
 
     def dispatch(self, event: Event | NeedData) -> None:
+        """Handle an event other than RequestStarted and BodyEnd (``pump`` takes those)."""
         kind = type(event)
-        if kind is RequestStarted:
-            self.start(event)  # type: ignore[arg-type]
-        elif kind is BodyData:
+        if kind is BodyData:
             self.requests[event.request_id].body.feed(event.data)  # type: ignore[union-attr]
         elif kind is BodyEnd:
             request = self.requests[event.request_id]  # type: ignore[union-attr]
@@ -260,12 +268,16 @@ class Connection:
                 size = 0
 
         environ = request.environ
-        environ["wsgi.errors"] = ErrorStream(
-            lambda data: pending.extend(codec.send_chunks(ResponseErrorData(request_id, data)))
-        )
         send_file = None
         driver = self.loop.config.driver
-        if driver.raw_body:
+        if not driver.raw_body:
+            # wsgi.errors also goes to the web server's error log (FCGI_STDERR).
+            environ["wsgi.errors"] = ErrorStream(
+                lambda data: pending.extend(codec.send_chunks(ResponseErrorData(request_id, data)))
+            )
+        else:
+            # Nothing but the reply travels on a raw-body connection: the log only.
+            environ["wsgi.errors"] = ErrorStream()
 
             def send_file(filelike: IO[bytes], count: int) -> int:
                 nonlocal size
@@ -344,23 +356,27 @@ class Connection:
         """
         if self.closed:
             raise ClientDisconnected()
-        views = list(buffers)
-        left = sum(map(len, views))  # bytes still to write
+        left = sum(map(len, buffers))  # bytes still to write
         if self.outbox is not None:
-            self.outbox.extend(views)
+            self.outbox.extend(buffers)
             self.outbox_bytes += left
             if not block:
                 return
             # Blocking now: what waited goes first, in order.
-            views, left, self.outbox, self.outbox_bytes = self.outbox, self.outbox_bytes, None, 0
+            buffers, left, self.outbox, self.outbox_bytes = self.outbox, self.outbox_bytes, None, 0
             self.loop.done_writing(self)
         sock = self.sock
         deadline = 0.0
+        views = buffers  # copied only if a partial write has to cut into one
         first = 0
-        whole = len(views) <= _IOV_MAX  # all in one sendmsg() unless a write was partial
         while left:
             try:
-                sent = sock.sendmsg(views if whole else views[first : first + _IOV_MAX])
+                # All in one sendmsg() unless there are too many buffers or a
+                # write was partial.
+                if not first and len(views) <= _IOV_MAX:
+                    sent = sock.sendmsg(views)
+                else:
+                    sent = sock.sendmsg(views[first : first + _IOV_MAX])
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
@@ -368,20 +384,22 @@ class Connection:
                 self.close()
                 raise ClientDisconnected() from None
             if sent:
-                deadline = 0.0
                 left -= sent
                 if not left:
                     break
-                # A partial write: skip the buffers it took, cut into the next.
-                whole = False
-                while sent >= len(views[first]):
-                    sent -= len(views[first])
+                deadline = 0.0
+                # A partial write: skip the buffers it took, cut into the next
+                # (in a copy: the caller's list is left as it was).
+                cut = views if isinstance(views, list) and views is not buffers else list(views)
+                while sent >= len(cut[first]):
+                    sent -= len(cut[first])
                     first += 1
                 if sent:
-                    views[first] = memoryview(views[first])[sent:]
+                    cut[first] = memoryview(cut[first])[sent:]
+                views = cut
                 continue
             if not block:
-                self.outbox = views[first:]
+                self.outbox = list(views[first:])
                 self.outbox_bytes = left
                 self.outbox_since = time.monotonic()
                 self.loop.want_write(self)
@@ -470,20 +488,20 @@ class Connection:
         """
         if self.closed:
             return
-        if linger:
-            self.closed = True
-            for request in self.requests.values():
+        self.closed = True
+        requests = self.requests
+        if requests:
+            for request in requests.values():
                 request.body.discard()
-            self.requests.clear()
-            self.loop.forget(self)
+            requests.clear()
+        self.loop.forget(self)
+        if linger:
             self.loop.linger(self.sock)
             return
-        self.closed = True
-        for request in self.requests.values():
-            request.body.discard()
-        self.requests.clear()
-        self.loop.forget(self)
-        close_quietly(self.sock)
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
 
 def _wait_writable(sock: _socket.socket, timeout: float) -> bool:

@@ -147,6 +147,7 @@ class Worker:
         if self.max_requests and config.max_requests_jitter:
             self.max_requests += random.randint(0, config.max_requests_jitter)
         self._watch = board is not None and config.threads == 0
+        self._access_log = config.access_log
         self._one_shot = bool(getattr(config.driver, "one_request_per_connection", False))
         self._accepting = False  # inside _accept(): forget() leaves the scoreboard alone
         self.builder = EnvironBuilder(
@@ -179,7 +180,8 @@ class Worker:
     # -- connection bookkeeping -------------------------------------------
     def forget(self, conn: Connection) -> None:
         if self.connections.pop(id(conn), None) is not None:
-            self._poll_for(conn, 0)
+            if conn.watching:
+                self._poll_for(conn, 0)
             if self.board is not None and not self._accepting:
                 self.board.set_connections(self.slot, len(self.connections))
 
@@ -197,18 +199,18 @@ class Worker:
     def request_done(
         self, ok: bool, environ: dict[str, Any], response: Response, started: float
     ) -> None:
+        failed = not ok or response.failed
         if self.pool is None:  # one thread: no lock needed
-            self.requests_served += 1
-            self.errors += not ok or response.failed
-            served, errors = self.requests_served, self.errors
+            served = self.requests_served = self.requests_served + 1
+            errors = self.errors = self.errors + failed
         else:
             with self._count_lock:
-                self.requests_served += 1
-                self.errors += not ok or response.failed
-                served, errors = self.requests_served, self.errors
-        if self.board is not None:
-            self.board.request_finished(self.slot, served, errors)
-        if self.config.access_log:
+                served = self.requests_served = self.requests_served + 1
+                errors = self.errors = self.errors + failed
+        board = self.board
+        if board is not None:
+            board.request_finished(self.slot, served, errors)
+        if self._access_log:
             _access_log(environ, response, started)
         if self.max_requests and served >= self.max_requests and not self.stopping:
             log.info("worker %d served %d requests; recycling it", os.getpid(), served)
