@@ -110,6 +110,54 @@ def test_valid_headers_accepted() -> None:
     assert response.content_length == 5
 
 
+class _Str(str):
+    pass
+
+
+class _Pair(tuple):  # type: ignore[type-arg]
+    pass
+
+
+def test_known_pairs_are_refused_in_subclass_clothing() -> None:
+    """A pair seen before is reused only for exact tuples of exact strings."""
+    response, _ = make()
+    response.start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    for item in [
+        ("Content-Type", _Str("text/plain")),
+        (_Str("Content-Type"), "text/plain"),
+        _Pair(("Content-Type", "text/plain")),
+    ]:
+        fresh, out = make()
+        with pytest.raises(ResponseHeaderError, match=r"native str|tuple"):
+            fresh.start_response("200 OK", [item])
+        assert fresh.status is None and out == []
+
+
+def test_known_pairs_still_conflict_and_render_alike() -> None:
+    headers = [("Content-Type", "text/plain"), ("Content-Length", "5")]
+    for _ in range(2):  # the second time every pair comes from the cache
+        response, out = make()
+        response.start_response("200 OK", headers)
+        response.write(b"hello")
+        assert out == [b"Status: 200 OK\r\nContent-Type: text/plain\r\n"
+                       b"Content-Length: 5\r\n\r\nhello"]
+        assert response.content_length == 5
+    response, _ = make()
+    with pytest.raises(ResponseHeaderError, match="conflicting Content-Length"):
+        response.start_response("200 OK", [("Content-Length", "5"), ("Content-Length", "6")])
+
+
+def test_known_pairs_stay_bounded() -> None:
+    from wsgiwire.core import response as module
+
+    for number in range(3 * module._KNOWN_PAIRS_MAX):
+        make()[0].start_response("200 OK", [("Content-Length", str(number))])
+        assert len(module._KNOWN_PAIRS) <= module._KNOWN_PAIRS_MAX
+    response, _ = make()
+    response.start_response("200 OK", [("Content-Length", "7")])
+    assert response.content_length == 7
+
+
 def test_header_validation_survives_python_O(tmp_path: Path) -> None:
     """No assert does the checking: under -O an injected header is still refused."""
     code = textwrap.dedent(

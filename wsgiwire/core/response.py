@@ -96,6 +96,13 @@ class HeadStyle(Enum):
 _KNOWN_STATUS: dict[str, int] = {}
 _KNOWN_NAMES: dict[str, bool] = {}  # name -> is it Content-Length?
 _KNOWN_MAX = 512
+# Whole header pairs already found valid -> (their rendered line, the length if
+# the pair is a Content-Length). Most responses repeat their headers exactly, so
+# this spares the value check and the rendering; values that vary (lengths,
+# cookies) only churn it: it is emptied when full, so it stays bounded and
+# every pair still costs O(1) amortized.
+_KNOWN_PAIRS: dict[tuple[str, str], tuple[str, int | None]] = {}
+_KNOWN_PAIRS_MAX = 1024
 # CR, LF, NUL, or anything beyond latin-1: one search finds any of them.
 _BAD_OR_WIDE_RE = re.compile("[\x00\r\n\u0100-\U0010ffff]")
 
@@ -117,37 +124,62 @@ def validate_headers(headers: object) -> Headers:
     return headers  # type: ignore[return-value]
 
 
-def _check_headers(headers: object) -> int | None:
-    """Validate ``headers``; return the declared Content-Length (``None``: none)."""
+def _check_headers(headers: object) -> tuple[int | None, str]:
+    """Validate ``headers``; return the declared Content-Length (``None``: none)
+    and the header lines as they go out (``"Name: value\\r\\n"`` each)."""
     if type(headers) is not list:
         raise ResponseHeaderError(
             f"response_headers must be a list, not {type(headers).__name__}"
         )
     content_length: int | None = None
-    known = _KNOWN_NAMES
+    known = _KNOWN_PAIRS
+    lines = ""
     for item in headers:
-        if type(item) is not tuple or len(item) != 2:
-            raise ResponseHeaderError(f"each header must be a (name, value) tuple: {item!r}")
-        name, value = item
-        if type(name) is not str or type(value) is not str:
-            raise ResponseHeaderError(f"header name and value must be native str: {item!r}")
-        is_length = known.get(name)
-        if is_length is None:
-            is_length = _check_name(name)
-        if _BAD_OR_WIDE_RE.search(value):
-            if _BAD_VALUE_RE.search(value):
-                raise ResponseHeaderError(f"CR, LF or NUL in the value of header {name!r}")
-            raise ResponseHeaderError(f"value of header {name!r} is not latin-1")
-        if is_length:
-            if not _DIGITS_RE.match(value):
-                raise ResponseHeaderError(f"invalid Content-Length {value[:40]!r}")
-            if content_length is not None and int(value) != content_length:
+        entry = None
+        # The exact types first: a tuple subclass or a str subclass equal to a
+        # known pair must be refused as always, not taken for that pair.
+        if type(item) is tuple and len(item) == 2:
+            name, value = item
+            if type(name) is str and type(value) is str:
+                entry = known.get(item)
+        if entry is None:
+            entry = _check_pair(item)
+        line, length = entry
+        if length is not None:
+            if content_length is not None and length != content_length:
                 # The web server would have to guess which one frames the body.
                 raise ResponseHeaderError(
-                    f"conflicting Content-Length headers ({content_length} and {value})"
+                    f"conflicting Content-Length headers ({content_length} and {length})"
                 )
-            content_length = int(value)
-    return content_length
+            content_length = length
+        lines += line
+    return content_length, lines
+
+
+def _check_pair(item: object) -> tuple[str, int | None]:
+    """Check one header pair not seen before: its line, and its value if a Content-Length."""
+    if type(item) is not tuple or len(item) != 2:
+        raise ResponseHeaderError(f"each header must be a (name, value) tuple: {item!r}")
+    name, value = item
+    if type(name) is not str or type(value) is not str:
+        raise ResponseHeaderError(f"header name and value must be native str: {item!r}")
+    is_length = _KNOWN_NAMES.get(name)
+    if is_length is None:
+        is_length = _check_name(name)
+    if _BAD_OR_WIDE_RE.search(value):
+        if _BAD_VALUE_RE.search(value):
+            raise ResponseHeaderError(f"CR, LF or NUL in the value of header {name!r}")
+        raise ResponseHeaderError(f"value of header {name!r} is not latin-1")
+    length: int | None = None
+    if is_length:
+        if not _DIGITS_RE.match(value):
+            raise ResponseHeaderError(f"invalid Content-Length {value[:40]!r}")
+        length = int(value)
+    entry = (f"{name}: {value}\r\n", length)
+    if len(_KNOWN_PAIRS) >= _KNOWN_PAIRS_MAX:
+        _KNOWN_PAIRS.clear()
+    _KNOWN_PAIRS[(name, value)] = entry
+    return entry
 
 
 def _check_name(name: str) -> bool:
@@ -174,6 +206,7 @@ class Response:
 
     __slots__ = (
         "_out",
+        "_lines",
         "_style",
         "_protocol",
         "_head_request",
@@ -213,6 +246,7 @@ class Response:
         self._head_request = method == "HEAD"
         self.status: str | None = None
         self.headers: Headers = []
+        self._lines = ""  # the headers as rendered by _check_headers
         self.head_sent = False
         self.content_length: int | None = None
         self.sent = 0
@@ -240,9 +274,10 @@ class Response:
             code = int(status[:3])
             if len(_KNOWN_STATUS) < _KNOWN_MAX:
                 _KNOWN_STATUS[status] = code
-        content_length = _check_headers(headers)
+        content_length, lines = _check_headers(headers)
         self.status = status
         self.headers = headers
+        self._lines = lines
         self.content_length = content_length
         self.no_body = self._head_request or code < 200 or code in (204, 304)
         return self.write
@@ -344,12 +379,10 @@ class Response:
             raise StartResponseError("no status to send")
         self.head_sent = True
         if self._style is HeadStyle.CGI:
-            head = f"Status: {status}\r\n"
+            head = f"Status: {status}\r\n{self._lines}\r\n"
         else:
-            head = f"{self._protocol} {status}\r\n"
-        for name, value in self.headers:
-            head += f"{name}: {value}\r\n"
-        return (head + "\r\n").encode("latin-1")
+            head = f"{self._protocol} {status}\r\n{self._lines}\r\n"
+        return head.encode("latin-1")
 
     def send_error(self, status: str, body: bytes, headers: Headers | None = None) -> None:
         """Replace a not-yet-sent response with an error page (the gateway's 500)."""
