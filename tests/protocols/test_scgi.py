@@ -561,6 +561,24 @@ def test_trailing_bytes_are_not_buffered() -> None:
     assert len(conn._head) == 0
 
 
+def test_a_trickling_head_grows_in_place() -> None:
+    """A head sent in pieces is appended to one bytearray: never copied whole per piece
+    (a 64 KiB head sent byte by byte would otherwise cost gigabytes of copying)."""
+    conn = SCGIConnection()
+    data = headers((b"CONTENT_LENGTH", b"0"), SCGI1, (b"X", b"y" * 5000))
+    conn.receive_data(data[:1])
+    conn.receive_data(data[1:2])
+    held = conn._head
+    assert isinstance(held, bytearray)
+    for i in range(2, len(data) - 1):
+        conn.receive_data(data[i : i + 1])
+        assert conn._head is held
+    assert conn.next_event() is NEED_DATA
+    conn.receive_data(data[-1:])
+    assert isinstance(conn.next_event(), RequestStarted)
+    assert conn._head == b""
+
+
 def test_body_streams_as_it_arrives() -> None:
     conn = SCGIConnection()
     conn.receive_data(headers((b"CONTENT_LENGTH", b"6"), SCGI1, body=b"ab"))

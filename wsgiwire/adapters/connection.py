@@ -180,10 +180,6 @@ class Connection:
         kind = type(event)
         if kind is BodyData:
             self.requests[event.request_id].body.feed(event.data)  # type: ignore[union-attr]
-        elif kind is BodyEnd:
-            request = self.requests[event.request_id]  # type: ignore[union-attr]
-            if request.role is not Role.FILTER:
-                self.ready(request)
         elif kind is FilterData:
             request = self.requests[event.request_id]  # type: ignore[union-attr]
             if request.data is None:
