@@ -156,6 +156,12 @@ def test_known_pairs_stay_bounded() -> None:
     response, _ = make()
     response.start_response("200 OK", [("Content-Length", "7")])
     assert response.content_length == 7
+    long_value = "v" * (module._KNOWN_PAIR_VALUE_MAX + 1)
+    response, out = make()
+    response.start_response("200 OK", [("X-Long", long_value)])
+    response.finish()
+    assert ("X-Long", long_value) not in module._KNOWN_PAIRS
+    assert out == [f"Status: 200 OK\r\nX-Long: {long_value}\r\n\r\n".encode()]
 
 
 def test_header_validation_survives_python_O(tmp_path: Path) -> None:

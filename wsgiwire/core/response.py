@@ -99,10 +99,12 @@ _KNOWN_MAX = 512
 # Whole header pairs already found valid -> (their rendered line, the length if
 # the pair is a Content-Length). Most responses repeat their headers exactly, so
 # this spares the value check and the rendering; values that vary (lengths,
-# cookies) only churn it: it is emptied when full, so it stays bounded and
-# every pair still costs O(1) amortized.
+# cookies) only churn it: it is emptied when full, so it stays bounded (about
+# 1 MiB at most, long values are not kept) and every pair still costs O(1)
+# amortized.
 _KNOWN_PAIRS: dict[tuple[str, str], tuple[str, int | None]] = {}
 _KNOWN_PAIRS_MAX = 1024
+_KNOWN_PAIR_VALUE_MAX = 512
 # CR, LF, NUL, or anything beyond latin-1: one search finds any of them.
 _BAD_OR_WIDE_RE = re.compile("[\x00\r\n\u0100-\U0010ffff]")
 
@@ -176,9 +178,10 @@ def _check_pair(item: object) -> tuple[str, int | None]:
             raise ResponseHeaderError(f"invalid Content-Length {value[:40]!r}")
         length = int(value)
     entry = (f"{name}: {value}\r\n", length)
-    if len(_KNOWN_PAIRS) >= _KNOWN_PAIRS_MAX:
-        _KNOWN_PAIRS.clear()
-    _KNOWN_PAIRS[(name, value)] = entry
+    if len(value) <= _KNOWN_PAIR_VALUE_MAX:
+        if len(_KNOWN_PAIRS) >= _KNOWN_PAIRS_MAX:
+            _KNOWN_PAIRS.clear()
+        _KNOWN_PAIRS[(name, value)] = entry
     return entry
 
 
