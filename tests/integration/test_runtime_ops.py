@@ -27,6 +27,7 @@ and --user leaves no pid file or socket behind at exit.
 from __future__ import annotations
 
 import grp
+import itertools
 import os
 import pwd
 import shutil
@@ -103,19 +104,31 @@ def run_to_exit(stage: Stage, tmp_path: Path, argv: list[str], timeout: float) -
 MAX_REQUESTS = 5
 
 
-def test_max_requests_recycles_the_worker_after_exactly_that_many_and_fails_none(
+def test_max_requests_recycles_each_worker_after_that_many_and_fails_none(
     stage: Stage, tmp_path: Path
 ) -> None:
+    """Each worker serves --max-requests requests, then a fresh one takes over; none fails.
+
+    nginx keeps its FastCGI connection open between requests. A request it has
+    already sent on it when the worker decides to stop is still answered by that
+    worker: closing the connection on it would make nginx fail it (a POST is not
+    retried). Whether the next request gets there first is up to the scheduler,
+    so a worker serves at least N requests, occasionally one or two more, and
+    never again once replaced.
+    """
     options = ("--workers", "1", "--max-requests", str(MAX_REQUESTS))
     with ops_backend(stage, tmp_path, options) as backend, nginx_in_front(backend) as nginx:
-        pids = []
-        for i in range(3 * MAX_REQUESTS):
+        pids: list[int] = []
+        for i in range(8 * MAX_REQUESTS):  # bounded; three workers take far fewer
             status, headers, body = nginx.request("GET", f"/r{i}/hello")
             assert status == 200, (body, backend.output(), nginx.error_log_text())
             pids.append(int(dict(headers)["X-Worker-Pid"]))
-        runs = [pids[i : i + MAX_REQUESTS] for i in range(0, len(pids), MAX_REQUESTS)]
-        assert all(len(set(run)) == 1 for run in runs), pids
+            if len(set(pids)) == 3:
+                break
+        runs = [list(group) for _, group in itertools.groupby(pids)]
+        assert len(runs) == 3, pids  # three workers, none of them serving twice
         assert len({run[0] for run in runs}) == 3, pids
+        assert all(len(run) >= MAX_REQUESTS for run in runs[:-1]), pids
         assert backend.output().count(f"served {MAX_REQUESTS} requests; recycling it") >= 2
 
 
