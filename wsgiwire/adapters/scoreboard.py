@@ -38,17 +38,18 @@ ACCEPTING = 1
 DRAINING = 2
 BOOTING = 3  # forked, still loading the app: not a candidate for balancing yet
 
-# pid, state, connections, requests, errors, busy threads, queued,
+# pid, state, connections, busy threads, queued, requests, errors,
 # busy_since (monotonic seconds, 0 = idle), label length; then the label.
+# What each request writes is adjacent: one write when it starts (since, label
+# length), one when it ends (requests, errors, since = 0).
 _HEAD = struct.Struct("=qqqqqqqdq")
 _LABEL_SIZE = 240
 _SLOT_SIZE = _HEAD.size + _LABEL_SIZE
 
-_PID, _STATE, _CONNS, _REQUESTS, _ERRORS, _BUSY, _QUEUED = range(7)
+_PID, _STATE, _CONNS, _BUSY, _QUEUED, _REQUESTS, _ERRORS, _SINCE = range(8)
 _Q: Final = struct.Struct("=q")
-_QQ: Final = struct.Struct("=qq")
-_D: Final = struct.Struct("=d")
 _DQ: Final = struct.Struct("=dq")
+_QQD: Final = struct.Struct("=qqd")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +94,7 @@ class Scoreboard:
         values = _HEAD.unpack_from(self.memory, slot * _SLOT_SIZE)
         start = slot * _SLOT_SIZE + _HEAD.size
         label = bytes(self.memory[start : start + values[8]]).decode("utf-8", "replace")
-        pid, state, conns, requests, errors, busy, queued, since, _ = values
+        pid, state, conns, busy, queued, requests, errors, since, _ = values
         return SlotInfo(slot, pid, state, conns, requests, errors, busy, queued, since, label)
 
     def all(self) -> list[SlotInfo]:
@@ -126,13 +127,11 @@ class Scoreboard:
             self._label = label
             self._label_size = len(data)
         since = time.monotonic() if now is None else now
-        _DQ.pack_into(self.memory, base + 7 * 8, since, self._label_size)
+        _DQ.pack_into(self.memory, base + _SINCE * 8, since, self._label_size)
 
     def request_finished(self, slot: int, requests: int, errors: int) -> None:
         """Store the worker's running totals and mark it idle."""
-        base = slot * _SLOT_SIZE
-        _QQ.pack_into(self.memory, base + _REQUESTS * 8, requests, errors)
-        _D.pack_into(self.memory, base + 7 * 8, 0.0)
+        _QQD.pack_into(self.memory, slot * _SLOT_SIZE + _REQUESTS * 8, requests, errors, 0.0)
 
     def should_yield(self, slot: int, count: int) -> bool:
         """True when this worker holds clearly more connections than another accepting one."""

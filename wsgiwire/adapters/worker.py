@@ -150,6 +150,7 @@ class Worker:
         self._access_log = config.access_log
         self._one_shot = bool(getattr(config.driver, "one_request_per_connection", False))
         self._accepting = False  # inside _accept(): forget() leaves the scoreboard alone
+        self._reported_connections = -1  # the count last written to the scoreboard (-1: none)
         self.builder = EnvironBuilder(
             multithread=config.threads > 0,
             multiprocess=config.workers > 1,
@@ -183,7 +184,14 @@ class Worker:
             if conn.watching:
                 self._poll_for(conn, 0)
             if self.board is not None and not self._accepting:
-                self.board.set_connections(self.slot, len(self.connections))
+                self._report_connections()
+
+    def _report_connections(self) -> None:
+        """Write the connection count to the scoreboard, if it changed (board only)."""
+        count = len(self.connections)
+        if count != self._reported_connections and self.board is not None:
+            self._reported_connections = count
+            self.board.set_connections(self.slot, count)
 
     # -- per-request accounting (any thread) -------------------------------
     def request_begins(self, environ: dict[str, Any]) -> float:
@@ -310,7 +318,7 @@ class Worker:
         finally:
             self._accepting = False
             if board is not None:
-                board.set_connections(self.slot, len(self.connections))
+                self._report_connections()
 
     def _accept_waiting(self, listener: socket.socket, board: Scoreboard | None) -> None:
         """Accept and start serving the connections waiting on ``listener`` (up to 64)."""
