@@ -53,7 +53,8 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--threads", "-t", type=int, default=0, metavar="N",
                        help="app threads per worker (default 0: call the app in the loop)")
     group.add_argument("--max-requests", type=int, default=0, metavar="N",
-                       help="recycle a worker after N requests (default 0: never)")
+                       help="recycle a worker after N requests; one already sent on a kept"
+                       " connection is still served (default 0: never)")
     group.add_argument("--max-requests-jitter", type=int, default=0, metavar="N",
                        help="add up to N to --max-requests, per worker")
     group.add_argument("--graceful-timeout", type=float, default=30.0, metavar="SECONDS",
