@@ -30,6 +30,7 @@ from ..events import (
     Role,
 )
 from .base import Buffer, status_reply
+from .listeners import close_quietly
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -494,10 +495,7 @@ class Connection:
         if linger:
             self.loop.linger(self.sock)
             return
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        close_quietly(self.sock)
 
 
 def _wait_writable(sock: _socket.socket, timeout: float) -> bool:
