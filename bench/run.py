@@ -158,6 +158,10 @@ def _flup(kind: str) -> Command:
     return command
 
 
+def _ceiling(scenario: Scenario, sock: Path) -> list[str]:
+    return [_venv("python"), "-m", "bench.ceiling", scenario.app, str(sock), str(WORKERS)]
+
+
 def _uwsgi(scenario: Scenario, sock: Path) -> list[str]:
     return [
         _venv("uwsgi"), "--master", "--processes", str(WORKERS), "--socket", str(sock),
@@ -222,6 +226,10 @@ BACKENDS: dict[str, Backend] = {
                 "wsgiwire serve --protocol scgi, 2 workers", requires=_needs_protocol("scgi")),
         Backend("wsgiwire-uwsgi", "uwsgi", _wsgiwire("uwsgi"),
                 "wsgiwire serve --protocol uwsgi, 2 workers", requires=_needs_protocol("uwsgi")),
+        Backend("scgi-ceiling", "scgi", _ceiling,
+                "not a server: wsgiwire's SCGI codec, environ and response in a bare "
+                "accept loop, 2 processes (bench/ceiling.py): the least CPU any Python "
+                "SCGI server built on them could use", scenarios=("hello",)),
         Backend("flup-fcgi", "fastcgi", _flup("fcgi"),
                 "flup.server.fcgi WSGIServer: 1 process, a thread per connection",
                 requires=_needs_module("flup"), group="flup"),
