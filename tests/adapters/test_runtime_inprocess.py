@@ -199,6 +199,17 @@ def echo_app(environ: dict[str, Any], start_response: StartResponse) -> list[byt
     return [payload]
 
 
+def request_bytes(served: Served, path: str) -> list[bytes]:
+    """A whole bodiless GET for ``path`` as the bytes ``served``'s protocol puts on the wire."""
+    params = params_for(served.target(path))
+    if served.protocol == "scgi":
+        return [encode_scgi(params)]
+    if served.protocol == "uwsgi":
+        return [encode_uwsgi(params)]
+    client = FastCGIClient()
+    return [client.begin(1, params), client.end_stdin(1)]
+
+
 def ok_head(protocol: str) -> bytes:
     return b"HTTP/1.1 200 OK\r\n" if protocol == "uwsgi" else b"Status: 200 OK\r\n"
 
@@ -357,6 +368,57 @@ def test_file_wrapper_without_fileno_falls_back_to_iteration(
     assert reply.body == data
     assert sendfile_spy.calls == 0
     assert opened[0].closed
+
+
+@pytest.mark.parametrize("protocol", ["scgi", "uwsgi"])
+def test_file_wrapper_around_a_pipe_is_iterated_not_sendfiled(
+    protocol: str, sendfile_spy: SendfileSpy, data_file: tuple[Path, bytes]
+) -> None:
+    # A pipe has a fileno but no position and no size: sendfile would cut the reply.
+    _, data = data_file
+    writers: list[threading.Thread] = []
+    opened: list[Any] = []
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Any:
+        read_fd, write_fd = os.pipe()
+
+        def feed() -> None:
+            with open(write_fd, "wb") as sink:
+                sink.write(data)
+
+        writer = threading.Thread(target=feed, daemon=True)  # more than a pipe holds
+        writer.start()
+        writers.append(writer)
+        opened.append(open(read_fd, "rb"))  # noqa: SIM115 - the wrapper closes it
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return environ["wsgi.file_wrapper"](opened[-1], 8192)
+
+    with running(app, protocol) as served:
+        reply = ask(served, "/pipe")
+    for writer in writers:
+        writer.join(TIMEOUT)
+    assert reply.status == 200
+    assert len(reply.body) == len(data)
+    assert reply.body == data
+    assert sendfile_spy.calls == 0
+    assert opened[0].closed
+
+
+@pytest.mark.parametrize("protocol", ["scgi", "uwsgi"])
+def test_file_wrapper_around_a_proc_file_sends_its_content(
+    protocol: str, sendfile_spy: SendfileSpy
+) -> None:
+    # /proc files report a size of 0: sending "the rest of the file" by its size
+    # would answer 200 with an empty body.
+    path = Path("/proc/self/cmdline")
+    expected = path.read_bytes()
+    assert expected and path.stat().st_size == 0
+    opened: list[Any] = []
+    with running(file_app(opener(path), opened), protocol) as served:
+        reply = ask(served, "/proc")
+    assert reply.status == 200
+    assert reply.body == expected
+    assert sendfile_spy.calls == 0
 
 
 # -- (b) the FastCGI FILTER role ------------------------------------------------------------
@@ -675,23 +737,40 @@ def test_refusal_with_body_still_arriving_is_read_without_reset() -> None:
 
 
 # -- the allow-list at accept() -------------------------------------------------------------
+@pytest.mark.parametrize("protocol", sorted(DRIVERS))
 def test_peer_filter_refuses_unlisted_peer_without_a_reply(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, protocol: str
 ) -> None:
-    with running(validator(echo_app), peer_filter=PeerFilter(["192.0.2.1"])) as served, \
+    calls: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        calls.append(environ["PATH_INFO"])
+        return echo_app(environ, start_response)
+
+    received = b""
+    with running(app, protocol, peer_filter=PeerFilter(["192.0.2.1"])) as served, \
             served.connect() as sock:
-        assert wait_closed(sock) == b""
+        try:
+            sock.sendall(b"".join(request_bytes(served, "/refused")))
+            received = wait_closed(sock)
+        except ConnectionError:
+            pass  # closed with the request unread: a reset, no reply either
+    assert received == b""
     assert "refused by the allow-list" in caplog.text
+    assert calls == []  # nothing it sent reached the app
 
 
+@pytest.mark.parametrize("protocol", sorted(DRIVERS))
 @pytest.mark.parametrize(
     ("bind", "allowed"),
     [("127.0.0.1:0", "::ffff:127.0.0.1"), ("127.0.0.1:0", "127.0.0.0/8"), ("[::1]:0", "::1")],
 )
-def test_peer_filter_admits_listed_peer(bind: str, allowed: str) -> None:
-    with running(validator(echo_app), bind=bind, peer_filter=PeerFilter([allowed])) as served:
+def test_peer_filter_admits_listed_peer(bind: str, allowed: str, protocol: str) -> None:
+    with running(validator(echo_app), protocol, bind=bind,
+                 peer_filter=PeerFilter([allowed])) as served:
         reply = ask(served, "/allowed")
-    assert (reply.status, reply.app_status) == (200, 0)
+    assert reply.status == 200
+    assert json.loads(reply.body)["path_info"] == "/allowed"
 
 
 # -- accepting -----------------------------------------------------------------------------
