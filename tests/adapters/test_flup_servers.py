@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -67,6 +68,7 @@ SCRIPT = textwrap.dedent(
             "multiprocess": environ["wsgi.multiprocess"],
             "run_once": environ["wsgi.run_once"],
             "extra": environ.get("X_EXTRA"),
+            "url_scheme": environ["wsgi.url_scheme"],
             "pid": os.getpid(),
         }).encode()
         start_response("200 OK", [("Content-Type", "application/json"),
@@ -150,10 +152,14 @@ def stop_by_pid(proc: ManagedProcess) -> int | None:
     return code
 
 
-def ask(target: Target, path: str = "/x", body: bytes = b"") -> Reply:
+def ask(
+    target: Target, path: str = "/x", body: bytes = b"", extra: tuple[tuple[str, str], ...] = ()
+) -> Reply:
     path, _, query = path.partition("?")
     where = Target(target.protocol, target.family, target.address, path, query)
-    params = build_params(where, method="POST" if body else "GET", body_length=len(body))
+    params = build_params(
+        where, method="POST" if body else "GET", body_length=len(body), extra=extra
+    )
     if target.protocol == "scgi":
         return scgi_request(where, params, body, timeout=TIMEOUT)
     if target.protocol == "uwsgi":
@@ -336,6 +342,20 @@ def test_uwsgi_server_basic(script: Path, tmp_path: Path) -> None:
     assert info["multithread"] is False
 
 
+@pytest.mark.parametrize("trusted", [True, False])
+def test_uwsgi_server_trusts_uwsgi_scheme_only_when_told(
+    script: Path, tmp_path: Path, trusted: bool
+) -> None:
+    with server_process(script, tmp_path, "uwsgi", ["127.0.0.1", 0],
+                        trust_uwsgi_scheme=trusted) as proc:
+        target = tcp("uwsgi", listening_address(proc))
+        reply = ask(target, "/s", extra=(("UWSGI_SCHEME", "https"),))
+        code = stop_by_pid(proc)
+    assert code == 0, proc.output()
+    assert reply.status == 200
+    assert json.loads(reply.body)["url_scheme"] == ("https" if trusted else "http")
+
+
 # -- the constructor, in process ---------------------------------------------------------------
 @pytest.mark.parametrize("module", [fastcgi, scgi, uwsgi], ids=lambda m: m.__name__)
 def test_unknown_keyword_argument_is_a_type_error(module: Any) -> None:
@@ -360,6 +380,37 @@ def test_fastcgi_server_flup_positional_signature() -> None:
     assert server.environ == {"X": "1"}
     assert (server.threads, server.debug, server.umask) == (0, True, 0o077)
     assert [int(r) for r in server.roles] == [1, 3]
+
+
+def test_scgi_server_flup_positional_signature() -> None:
+    # flup.server.scgi.WSGIServer(application, scriptName, environ, multithreaded,
+    # multiprocess, bindAddress, umask, allowedServers, loggingLevel, debug)
+    wsgiwire_log = logging.getLogger("wsgiwire")
+    level = wsgiwire_log.level
+    try:
+        server = scgi.WSGIServer(app, "/app", {"X": "1"}, False, False, ("127.0.0.1", 0),
+                                 0o077, ["127.0.0.1"], logging.ERROR, True)
+        assert wsgiwire_log.level == logging.ERROR  # flup sets its logger's level
+    finally:
+        wsgiwire_log.setLevel(level)
+    assert server.environ == {"X": "1"}
+    assert (server.threads, server.workers, server.debug, server.umask) == (0, 0, True, 0o077)
+    assert server.peer_filter.allows(("127.0.0.1", 5000))
+    assert not server.peer_filter.allows(("10.0.0.1", 5000))
+
+
+def test_logging_level_left_alone_unless_given() -> None:
+    wsgiwire_log = logging.getLogger("wsgiwire")
+    level = wsgiwire_log.level
+    try:
+        wsgiwire_log.setLevel(logging.DEBUG)
+        scgi.WSGIServer(app)
+        uwsgi.WSGIServer(app)
+        assert wsgiwire_log.level == logging.DEBUG
+        uwsgi.WSGIServer(app, loggingLevel=logging.WARNING)
+        assert wsgiwire_log.level == logging.WARNING
+    finally:
+        wsgiwire_log.setLevel(level)
 
 
 @pytest.mark.parametrize("bad", [9000, ("127.0.0.1",), ["127.0.0.1", 9000]])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterable
@@ -59,6 +60,8 @@ class FlupServerBase:
     the app threads per worker when ``multithreaded``; ``maxChildren`` the
     worker processes when ``multiprocess``. ``allowedServers`` is the peer
     allow-list (default: ``FCGI_WEB_SERVER_ADDRS``, else everyone).
+    ``loggingLevel`` sets the level of the ``wsgiwire`` logger, as flup's sets
+    its own; without it the level is left as the script configured it.
     """
 
     def __init__(  # noqa: PLR0917 - the flup arguments every subclass passes on
@@ -80,6 +83,9 @@ class FlupServerBase:
         unknown = set(extra) - FLUP_POOL_KWARGS
         if unknown:
             raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+        level = extra.get("loggingLevel")
+        if level is not None:
+            logging.getLogger("wsgiwire").setLevel(level)
         self.application = application
         self.environ = dict(environ or {})
         self.multithreaded = multithreaded

@@ -59,6 +59,8 @@ class WSGIServer(FlupServerBase):
     ) -> None:
         if scriptName:
             application = MountPrefix(application, scriptName)
+        if loggingLevel is not None:
+            kw["loggingLevel"] = loggingLevel
         super().__init__(
             application, environ, multithreaded, multiprocess, bindAddress, umask, debug,
             allowedServers, limits, kw,
