@@ -107,15 +107,13 @@ def run_dir() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def backends(run_dir: Path) -> Iterator[dict[str, Backend]]:
-    """One ``wsgiwire serve`` per protocol on 127.0.0.1:0; FastCGI also on a unix socket."""
+    """One ``wsgiwire serve`` per protocol on 127.0.0.1:0 and on a unix socket."""
     with contextlib.ExitStack() as stack:
         yield {
-            protocol: stack.enter_context(serving(protocol, binds, run_dir))
-            for protocol, binds in (
-                ("fastcgi", ["127.0.0.1:0", f"unix:{run_dir}/fcgi.sock"]),
-                ("scgi", ["127.0.0.1:0"]),
-                ("uwsgi", ["127.0.0.1:0"]),
+            protocol: stack.enter_context(
+                serving(protocol, ["127.0.0.1:0", f"unix:{run_dir}/{protocol}.sock"], run_dir)
             )
+            for protocol in ("fastcgi", "scgi", "uwsgi")
         }
 
 
@@ -156,11 +154,17 @@ def test_request_post_with_headers(backends: dict[str, Backend], protocol: str) 
     assert info["cgi"]["CONTENT_TYPE"] == "text/plain"
 
 
-def test_request_over_a_unix_socket(run_dir: Path, backends: dict[str, Backend]) -> None:
-    assert any("fcgi.sock" in address for address in backends["fastcgi"].addresses)
-    result = wsgiwire("request", f"fastcgi+unix://{run_dir}/fcgi.sock/over/unix?format=json")
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_request_over_a_unix_socket(
+    run_dir: Path, backends: dict[str, Backend], protocol: str
+) -> None:
+    path = f"{run_dir}/{protocol}.sock"
+    assert any(path in address for address in backends[protocol].addresses)
+    result = wsgiwire("request", f"{protocol}+unix://{path}/over/unix?format=json")
     assert result.returncode == 0, result.stderr.decode()
-    assert json.loads(parse_head(result.stdout)[3])["path_info"] == "/over/unix"
+    status, _, _, body = parse_head(result.stdout)
+    info = json.loads(body)
+    assert (status, info["path_info"], info["query_string"]) == (200, "/over/unix", "format=json")
 
 
 def test_request_get_values(backends: dict[str, Backend]) -> None:
