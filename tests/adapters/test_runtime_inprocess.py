@@ -371,7 +371,7 @@ def test_file_wrapper_without_fileno_falls_back_to_iteration(
 
 
 @pytest.mark.parametrize("protocol", ["scgi", "uwsgi"])
-def test_file_wrapper_around_a_pipe_is_iterated_not_sendfiled(
+def test_file_wrapper_around_a_pipe_is_read_not_sendfiled(
     protocol: str, sendfile_spy: SendfileSpy, data_file: tuple[Path, bytes]
 ) -> None:
     # A pipe has a fileno but no position and no size: sendfile would cut the reply.

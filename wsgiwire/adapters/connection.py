@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import select
+import stat
 import time
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
@@ -55,6 +56,8 @@ _SHOWN_BYTES = 48
 # lingering_time is 30 s; a gateway peer is local and fast, so less will do).
 LINGER_TIME = 5.0
 _LINGER_BYTES = 64 << 20
+# Block size for a file_wrapper file that sendfile cannot send (see sendfile()).
+_READ_BLOCK = 65536
 
 
 class Request:
@@ -435,9 +438,14 @@ class Connection:
         if self.closed:
             raise ClientDisconnected()
         fd = filelike.fileno()
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or not info.st_size:
+            # A pipe, socket or device has no position or size, and a /proc file
+            # says 0 whatever it holds: read it and write what it gives.
+            return self._send_by_reading(filelike, count)
         offset = filelike.tell()
         if count < 0:
-            count = max(0, os.fstat(fd).st_size - offset)
+            count = max(0, info.st_size - offset)
         sent = 0
         out_fd = self.sock.fileno()
         deadline = 0.0
@@ -465,6 +473,17 @@ class Connection:
                 raise ClientDisconnected()
         filelike.seek(offset + sent)
         self.last_active = time.monotonic()
+        return sent
+
+    def _send_by_reading(self, filelike: IO[bytes], count: int) -> int:
+        """Write up to ``count`` bytes (-1: all) of ``filelike`` as read; the count written."""
+        sent = 0
+        while count < 0 or sent < count:
+            block = filelike.read(_READ_BLOCK if count < 0 else min(_READ_BLOCK, count - sent))
+            if not block:
+                break
+            self.write([block])
+            sent += len(block)
         return sent
 
     def close_soon(self, *, linger: bool = False) -> None:

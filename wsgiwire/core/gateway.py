@@ -17,8 +17,6 @@ always calls the result's ``close()``, and maps failures:
 from __future__ import annotations
 
 import logging
-import os
-import stat
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any, Protocol
@@ -156,20 +154,12 @@ def call_app(
 
 
 def _has_fileno(filelike: object) -> bool:
-    """Whether ``filelike`` can go out by sendfile: a regular file with a size.
-
-    A pipe, socket or device has a fileno but no position or size, and a /proc
-    file reports a size of 0 whatever it holds: those are iterated instead,
-    as for a file-like object without a fileno.
-    """
     fileno = getattr(filelike, "fileno", None)
     if fileno is None:
         return False
     try:
-        info = os.fstat(fileno())
+        fileno()
     except Exception:  # io.UnsupportedOperation for BytesIO, OSError when closed
-        return False
-    if not stat.S_ISREG(info.st_mode) or not info.st_size:
         return False
     return hasattr(filelike, "tell") and hasattr(filelike, "seek")
 
