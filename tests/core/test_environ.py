@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import sys
 from typing import Any
 from urllib.parse import quote_from_bytes
@@ -174,7 +175,8 @@ def test_content_length(value: str | None, declared: int | None) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [b"+1_0", b" 5", b"5 ", b"-1", "\u0663".encode(), b"0x10", b"1" * 20, b"1,2"],
+    [b"+1_0", b" 5", b"5 ", b"-", b"--1", b"-+1", b"-1 ", b"-" + b"1" * 20, "\u0663".encode(),
+     b"0x10", b"1" * 20, b"1,2"],
     ids=repr,
 )
 def test_malformed_content_length_is_400(value: bytes) -> None:
@@ -217,6 +219,31 @@ def test_last_content_length_wins() -> None:
     assert declared == 5
 
 
+@pytest.mark.parametrize("value", ["-1", "-0", "-42", "-" + "9" * 19])
+def test_negative_content_length_is_no_declared_length(
+    value: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Caddy 2.6 sends -1 over FastCGI with a chunked body: the body is framed by
+    FCGI_STDIN, so the length is unknown, not malformed (SCGI and uwsgi codecs refuse
+    it before the environ is built)."""
+    with caplog.at_level(logging.DEBUG, logger="wsgiwire"):
+        environ, declared = BUILDER.build([(b"CONTENT_LENGTH", value.encode())])
+    assert declared is None and "CONTENT_LENGTH" not in environ
+    notes = [r for r in caplog.records if "CONTENT_LENGTH" in r.getMessage()]
+    assert [r.levelno for r in notes] == [logging.DEBUG], caplog.records
+
+
+def test_repeated_http_host_last_wins() -> None:
+    """Debian's fastcgi_params sets HTTP_HOST $host; a config line after it sets it
+    again: the later one is what the administrator meant, never a joined list."""
+    environ = build(("HTTP_HOST", "127.0.0.1"), ("HTTP_COOKIE", "a=1"),
+                    ("HTTP_HOST", "127.0.0.1:16080"), ("HTTP_COOKIE", "b=2"))
+    assert environ["HTTP_HOST"] == "127.0.0.1:16080"
+    assert environ["HTTP_COOKIE"] == "a=1; b=2"
+    environ = build(("HTTP_HOST", "a"), ("HTTP_HOST", "b"), ("HTTP_HOST", "c:1"))
+    assert environ["HTTP_HOST"] == "c:1"
+
+
 def test_duplicate_headers_are_joined() -> None:
     environ = build(("HTTP_COOKIE", "a=1"), ("HTTP_X_DUP", "first"), ("HTTP_COOKIE", "b=2"),
                     ("HTTP_X_DUP", "second"), ("HTTP_COOKIE", "c=3"), ("HTTP_ACCEPT", "*/*"))
@@ -234,13 +261,14 @@ def test_headers_joined_beside_a_repeated_cgi_variable() -> None:
 
 
 @given(st.lists(st.tuples(st.sampled_from(["HTTP_A", "HTTP_B", "SCRIPT_NAME", "X\0HTTP_A",
+                                           "HTTP_HOST", "HTTP_COOKIE",
                                            "\0HTTP_", "HTTP_", "A"]),
                           st.text(alphabet="ab", max_size=2)), max_size=8))
 def test_repeats_match_a_plain_model(pairs: list[tuple[str, str]]) -> None:
     """The fast dict path and the joining path agree with a one-pass model of the rules."""
     model: dict[str, str] = {}
     for name, value in pairs:
-        if name in model and name.startswith("HTTP_"):
+        if name in model and name.startswith("HTTP_") and name != "HTTP_HOST":
             sep = "; " if name == "HTTP_COOKIE" else ", "
             model[name] = model[name] + sep + value
         else:

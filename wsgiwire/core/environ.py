@@ -5,9 +5,15 @@ Every protocol ends here, so each rule below is written once:
 * names and values are native strings decoded as latin-1 (PEP 3333 "bytes as
   str"), so no byte is lost or rejected;
 * the **last** value wins when a server repeats a CGI variable (nginx sends
-  SCRIPT_NAME twice in common configs), except request headers (``HTTP_*``):
-  a repeated header is joined, with ``"; "`` for Cookie and ``", "`` for the
-  others, as Apache and lighttpd do themselves;
+  SCRIPT_NAME twice in common configs; PHP-FPM, flup and uWSGI do the same),
+  and for ``HTTP_HOST``: a web server never forwards two Host headers (nginx,
+  Apache and lighttpd refuse such requests), so a repeated HTTP_HOST means the
+  configuration set it again (``fastcgi_param HTTP_HOST ...`` after Debian's
+  ``fastcgi_params``, which already sets it) and the later line is the one the
+  administrator meant; joining would give ``"a, a:8080"``, which frameworks
+  reject as a host. Other request headers (``HTTP_*``) repeated are joined,
+  with ``"; "`` for Cookie (RFC 6265) and ``", "`` for the others (RFC 9110),
+  as Apache and lighttpd do themselves;
 * ``HTTP_PROXY`` is dropped (httpoxy): a client's ``Proxy:`` header must never
   look like an outbound proxy setting; ``HTTP_CONTENT_LENGTH`` and
   ``HTTP_CONTENT_TYPE`` (nginx and lighttpd send them beside CONTENT_LENGTH and
@@ -24,11 +30,18 @@ Every protocol ends here, so each rule below is written once:
   missing PATH_INFO is derived from REQUEST_URI, percent-decoded to bytes (then
   latin-1), minus a SCRIPT_NAME prefix compared in decoded form;
 * CONTENT_LENGTH must be plain digits (else :class:`~wsgiwire.errors.BadRequest`);
-  an empty one is removed ("no declared length").
+  an empty one is removed ("no declared length"), and so is a negative one
+  (``-1``, which Caddy 2.6 sends over FastCGI with a chunked body: Go's "length
+  unknown"), with a debug-level note. Only a protocol whose body is framed by
+  something else reaches this rule with it: FastCGI (FCGI_STDIN records, read
+  to the empty one) and CGI (stdin to EOF for a chunked request). The SCGI and
+  uwsgi codecs frame the body by CONTENT_LENGTH and refuse a negative one with
+  a 400 before the environ is built.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Iterable
 from operator import itemgetter
@@ -39,8 +52,12 @@ from ..params import parse_content_length
 
 __all__ = ["EnvironBuilder", "decode_request_path", "split_script_name"]
 
+log = logging.getLogger("wsgiwire")
+
 _TRUE_FLAGS = frozenset({"on", "1", "yes", "true"})
 _JOINED_WITH_SEMICOLON = frozenset({"HTTP_COOKIE"})
+# Request-header names whose last value wins like a CGI variable's (see above).
+_LAST_WINS_HEADERS = frozenset({"HTTP_HOST"})
 _DROPPED = frozenset({"HTTP_PROXY", "HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE"})
 # Keys only the server sets. Those in the builder's template are written back
 # after the params; these are set per request (or not at all) by the front-end.
@@ -152,7 +169,11 @@ class EnvironBuilder:
             # A request header came twice: its values are joined instead.
             env = {}
             for name, value in params:
-                if name in env and name.startswith("HTTP_"):
+                if (
+                    name in env
+                    and name.startswith("HTTP_")
+                    and name not in _LAST_WINS_HEADERS
+                ):
                     _merge(env, name, value)
                 else:
                     env[name] = value
@@ -165,6 +186,10 @@ class EnvironBuilder:
         env.update(self._template)  # after the params: they never replace wsgi.* keys
 
         length_text = env.get("CONTENT_LENGTH")
+        if length_text and length_text[0] == "-" and _is_negative_number(length_text):
+            log.debug("CONTENT_LENGTH %s read as no declared length (body to its end)",
+                      length_text[:21])
+            length_text = ""
         content_length = parse_content_length(length_text) if length_text else None
         if content_length is None:
             if length_text is not None:
@@ -198,6 +223,12 @@ def _repeats_header(params: list[tuple[str, str]], env: Environ) -> bool:
     all_names = "\0" + "\0".join(map(_first, params))
     distinct = "\0" + "\0".join(env)
     return all_names.count("\0HTTP_") != distinct.count("\0HTTP_")
+
+
+def _is_negative_number(text: str) -> bool:
+    """``-`` and 1 to 19 ASCII digits: a front end's "length unknown" (Go's -1)."""
+    digits = text[1:]
+    return 0 < len(digits) <= 19 and digits.isascii() and digits.isdigit()
 
 
 def _merge(env: Environ, name: str, value: str) -> None:
