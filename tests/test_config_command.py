@@ -1,4 +1,7 @@
-"""``wsgiwire config``: what it prints is the tested file, filled in, byte for byte.
+"""``wsgiwire config --full``: what it prints is the tested file, filled in, byte for byte.
+
+(The snippets ``wsgiwire config`` prints by default are checked in
+``test_config_snippets.py`` and booted in ``integration/test_deploy_snippets.py``.)
 
 For every setup (server x protocol x site root or prefix x TCP or unix ``--bind``, plus
 ``--app-file`` for a ``.fcgi`` the server spawns) the expected answer is written here
@@ -135,7 +138,8 @@ class Run:
 
 
 def run_config(capsys: pytest.CaptureFixture[str], *args: str) -> Run:
-    code = cli.main(["config", *args])
+    """``wsgiwire config ARGS --full``: the standalone tested file."""
+    code = cli.main(["config", *args, "--full"])
     captured = capsys.readouterr()
     return Run(code, captured.out, captured.err)
 
@@ -227,7 +231,7 @@ def test_subprocess_entry_point_prints_the_same_bytes(capsys: pytest.CaptureFixt
     args = ["nginx", "--protocol", "uwsgi", "--bind", UNIX, "--mount", MOUNT]
     in_process = run_config(capsys, *args)
     done = subprocess.run(
-        [sys.executable, "-m", "wsgiwire", "config", *args],
+        [sys.executable, "-m", "wsgiwire", "config", *args, "--full"],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,

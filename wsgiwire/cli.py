@@ -46,22 +46,41 @@ def build_parser() -> argparse.ArgumentParser:
     request.add_argument("--timeout", type=float, default=30.0)
 
     config = sub.add_parser(
-        "config", help="print a tested web-server configuration, filled in",
-        description="Print the server-configs/ file the integration tests boot for this "
-        "setup, with values filled in (stdout), and the matching backend command (stderr).",
+        "config", help="print a web-server configuration to paste, or unit files",
+        description="Print what to paste for SERVER (nginx, apache, lighttpd, haproxy, "
+        "caddy: a site or module block for the distribution's layout; systemd, "
+        "supervisor: the backend's own files) on stdout, and where it goes and the "
+        "matching backend command on stderr. --full prints the standalone tested file "
+        "from server-configs/ instead.",
     )
-    config.add_argument("server", choices=("nginx", "apache", "lighttpd"))
+    config.add_argument("server", metavar="SERVER",
+                        help="nginx, apache, lighttpd, haproxy, caddy, systemd or supervisor")
     config.add_argument("--protocol", "-p", default="fastcgi",
                         choices=("fastcgi", "scgi", "uwsgi", "cgi"))
     config.add_argument("--bind", "-b", default="127.0.0.1:9000", metavar="ADDR",
-                        help="the backend's address: HOST:PORT or unix:/path")
+                        help="the backend's address: HOST:PORT, [IPV6]:PORT or unix:/path")
     config.add_argument("--mount", default="", metavar="PREFIX",
                         help="URL prefix of the app (default: the site root)")
     config.add_argument("--app", default="myapp:app", metavar="MODULE:APP")
     config.add_argument("--app-file", metavar="PATH",
                         help="a .fcgi (or .cgi) file the web server starts itself")
+    config.add_argument("--listen", default="80", metavar="ADDR",
+                        help="where the web server listens: PORT or HOST:PORT (default 80)")
+    config.add_argument("--server-name", default="", metavar="HOST",
+                        help="the site's host name (nginx server_name, Apache ServerName, "
+                        "Caddy site address)")
+    config.add_argument("--location", action="store_true",
+                        help="nginx: the location blocks alone (and the http-level part "
+                        "they need); Apache: a <Location> block for your <VirtualHost>")
+    config.add_argument("--static", action="append", default=[], metavar="URL=DIR",
+                        help="serve DIR at URL as static files (repeatable), e.g. "
+                        "/static/=/srv/myapp/static (Django's STATIC_ROOT, Flask's static "
+                        "folder)")
+    config.add_argument("--full", action="store_true",
+                        help="print the standalone tested file (nginx, apache, lighttpd)")
     config.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="override a placeholder (PORT, RUN_DIR, DOC_ROOT, USER, ...)")
+                        help="override a value (an unknown NAME is an error that lists the "
+                        "valid ones)")
 
     check = sub.add_parser(
         "check", help="run one request per protocol through an app, in this process",
@@ -147,41 +166,22 @@ def _request(args: argparse.Namespace) -> int:
 
 
 def _config(args: argparse.Namespace) -> int:
-    from .deploy import ConfigError, choose, defaults, render, template_text
+    from .deploy import ConfigError, Request, generate
 
+    request = Request(
+        server=args.server, protocol=args.protocol, bind=args.bind, mount=args.mount,
+        app=args.app, app_file=args.app_file, listen=args.listen,
+        server_name=args.server_name, location=args.location, static=tuple(args.static),
+        full=args.full, sets=tuple(args.set),
+    )
     try:
-        setup = choose(args.server, args.protocol, bind=args.bind, mount=args.mount,
-                       app_file=args.app_file)
-        values = defaults(args.server, bind=args.bind, mount=args.mount,
-                          app_file=args.app_file)
-        for item in args.set:
-            name, sep, value = item.partition("=")
-            if not sep:
-                raise ConfigError(f"--set takes NAME=VALUE, not {item!r}")
-            values[name] = value
-        text = render(template_text(setup.server, setup.template), values,
-                      source=f"{setup.server}/{setup.template}.conf")
+        printed = generate(request)
     except ConfigError as exc:
         print(f"wsgiwire: {exc}", file=sys.stderr)
         return 2
-    sys.stdout.write(text)
-    if setup.protocol == "cgi":
-        backend = f"the CGI script {values['SCRIPT']}: run(app) from wsgiwire.adapters.cgi"
-    elif args.app_file is not None:
-        backend = (f"{args.app_file}: a script calling WSGIServer(app).run() from "
-                   "wsgiwire.adapters.fastcgi; the web server starts it")
-    else:
-        options = [render(a, values) for a in setup.serve_args]
-        if args.bind.startswith(("unix:", "/")):
-            # The web server's workers must be able to open the 0660 socket.
-            options += ["--socket-owner", f"{values['USER']}:{values['GROUP']}"]
-        extra = " ".join(options)
-        backend = (f"wsgiwire serve {args.app} --protocol {setup.protocol} --bind {args.bind}"
-                   + (f" {extra}" if extra else ""))
-    print(f"# tested file: server-configs/{setup.server}/{setup.template}.conf", file=sys.stderr)
-    print(f"# backend: {backend}", file=sys.stderr)
-    if setup.note:
-        print(f"# note: {setup.note}", file=sys.stderr)
+    sys.stdout.write(printed.text)
+    for line in printed.notes:
+        print(line, file=sys.stderr)
     return 0
 
 
