@@ -704,6 +704,10 @@ def _haproxy(
         "\n"
         "backend wsgiwire_{{NAME}}\n"
         "    use-fcgi-app wsgiwire_{{NAME}}\n"
+        "    # FastCGI needs CONTENT_LENGTH: HAProxy 2.6 computes it for a chunked upload\n"
+        "    # only from a body it holds whole (up to tune.bufsize, 16 KiB by default;\n"
+        "    # raise it for bigger chunked uploads, a larger one gets HAProxy's 400)\n"
+        "    option http-buffer-request\n"
         f"    server {{{{NAME}}}}1 {server} proto fcgi\n"
     )
     notes: tuple[str, ...] = ()

@@ -789,8 +789,38 @@ class LighttpdServer(RunningServer):
         return [binary, "-D", "-f", str(self.config_file), "-m", self.modules_dir()]
 
 
+class HaproxyServer(RunningServer):
+    """HAProxy in the foreground: ``haproxy -f conf -db`` (logs to stderr, so to
+    ``server-output.log``). SIGTERM stops it at once."""
+
+    server = "haproxy"
+    binary_names = ("haproxy",)
+    config_file_name = "haproxy.cfg"
+
+    def argv(self, binary: str) -> list[str]:
+        return [binary, "-f", str(self.config_file), "-db"]
+
+
+class CaddyServer(RunningServer):
+    """Caddy in the foreground: ``caddy run --config conf --adapter caddyfile``, with
+    its home and data dirs in the run dir (it writes nothing elsewhere)."""
+
+    server = "caddy"
+    binary_names = ("caddy",)
+    config_file_name = "Caddyfile"
+
+    def argv(self, binary: str) -> list[str]:
+        home = str(self.run_dir)
+        return [
+            "/usr/bin/env", f"HOME={home}", f"XDG_DATA_HOME={home}/data",
+            f"XDG_CONFIG_HOME={home}/config",
+            binary, "run", "--config", str(self.config_file), "--adapter", "caddyfile",
+        ]  # fmt: skip
+
+
 SERVER_CLASSES: dict[str, type[RunningServer]] = {
-    cls.server: cls for cls in (NginxServer, ApacheServer, LighttpdServer)
+    cls.server: cls
+    for cls in (NginxServer, ApacheServer, LighttpdServer, HaproxyServer, CaddyServer)
 }
 
 
