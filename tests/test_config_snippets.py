@@ -209,3 +209,27 @@ def test_apache_app_file_prints_the_htaccess(capsys: pytest.CaptureFixture[str])
     assert code == 0, err
     assert "RewriteRule ^(.*)$ app.fcgi/$1 [QSA,L]" in out
     assert ".htaccess" in note(err, "# paste into: ")
+
+
+def test_readme_deploying_section_shows_exactly_what_the_command_prints(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Each block under "Deploying behind a web server" is the output of the
+    ``wsgiwire config`` line above it, and the backend line is the one printed."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Deploying behind a web server\n", 1)[1].split("\n## ", 1)[0]
+    pairs = re.findall(
+        r"^```sh\n(wsgiwire config [^\n]*)\n```\n\n```\w+\n(.*?)^```\n"
+        r"(?:(?:(?!^```).)*?The backend:\n\n```sh\n([^\n]*)\n```)?",
+        section, re.M | re.S,
+    )
+    assert len(pairs) == 6, [p[0] for p in pairs]
+    assert sum(bool(p[2]) for p in pairs) == 5  # every web server shows its backend
+    for command, block, backend in pairs:
+        code, out, err = run(capsys, *shlex.split(command)[2:])
+        assert code == 0, err
+        assert out == block, command
+        if backend:
+            assert note(err, "# backend: ") == backend, command

@@ -4,7 +4,9 @@
   Flask and its dependencies, copied from this interpreter's site-packages, so a
   script the web server runs with ``/usr/bin/python3`` (CGI, mod_fcgid, lighttpd
   ``bin-path``) imports the same Flask app as a ``wsgiwire serve`` backend.
-* :func:`wsgiwire_config`: run ``python -m wsgiwire config ...`` as a user would and
+* :func:`wsgiwire_config`: run ``python -m wsgiwire config ... --full`` (the standalone
+  tested file; the snippets printed without ``--full`` are booted by
+  ``test_deploy_snippets.py``) as a user would and
   split what it prints: the file (stdout), ``# tested file:``, ``# backend:`` and
   ``# note:`` (stderr). The harness's own placeholders (port, run dir, user...) are
   passed through as ``--set NAME={{NAME}}`` so the server harness fills them in when
@@ -119,14 +121,14 @@ _NOTE = re.compile(r"^# note: (.+)$", re.MULTILINE)
 
 
 def wsgiwire_config(server: str, *args: str, harness_values: bool = True) -> ConfigOutput:
-    """Run ``python -m wsgiwire config SERVER ARGS`` (the repo's package); must succeed.
+    """Run ``python -m wsgiwire config SERVER ARGS --full`` (the repo's package); must succeed.
 
     With ``harness_values``, the harness's placeholders are passed through unfilled
     (``--set PORT={{PORT}}``...), for a :class:`~.servers.RunningServer` to fill.
     """
     passthrough = [f"--set={name}={{{{{name}}}}}" for name in HARNESS_PLACEHOLDERS]
     argv = (
-        sys.executable, "-m", "wsgiwire", "config", server, *args,
+        sys.executable, "-m", "wsgiwire", "config", server, *args, "--full",
         *(passthrough if harness_values else ()),
     )  # fmt: skip
     env = {
