@@ -162,6 +162,18 @@ def test_malformed_listen_is_refused(capsys: pytest.CaptureFixture[str], listen:
     assert_refused(run(capsys, "nginx", "--listen", listen), "--listen")
 
 
+@pytest.mark.parametrize(
+    "args",
+    [("lighttpd", "--listen", "8080"), ("lighttpd", "--server-name", "example.com"),
+     ("haproxy", "--server-name", "example.com"), ("systemd", "--listen", "8080"),
+     ("supervisor", "--mount", "/app"), ("caddy", "--location"), ("lighttpd", "--location")],
+)
+def test_options_a_target_cannot_honour_are_refused(
+    capsys: pytest.CaptureFixture[str], args: tuple[str, ...]
+) -> None:
+    assert_refused(run(capsys, *args), args[1])
+
+
 @pytest.mark.parametrize("server", ["ngnix", "iis", "Apache"])
 def test_unknown_server_is_refused_with_the_valid_ones(
     capsys: pytest.CaptureFixture[str], server: str

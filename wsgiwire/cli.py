@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_argument("--app", default="myapp:app", metavar="MODULE:APP")
     config.add_argument("--app-file", metavar="PATH",
                         help="a .fcgi (or .cgi) file the web server starts itself")
-    config.add_argument("--listen", default="80", metavar="ADDR",
+    config.add_argument("--listen", default="", metavar="ADDR",
                         help="where the web server listens: PORT or HOST:PORT (default 80)")
     config.add_argument("--server-name", default="", metavar="HOST",
                         help="the site's host name (nginx server_name, Apache ServerName, "

@@ -312,7 +312,7 @@ class Request:
     mount: str = ""
     app: str = "myapp:app"
     app_file: str | None = None
-    listen: str = "80"
+    listen: str = ""  # "": port 80 on every address
     server_name: str = ""
     location: bool = False
     static: tuple[str, ...] = ()
@@ -388,8 +388,16 @@ def generate(req: Request) -> Printed:
         return _full(req, bind, sets)
     if req.server in UNITS:
         return _units(req, bind, sets)
-    listen = parse_listen(req.listen)
+    listen = parse_listen(req.listen or "80")
     statics = [parse_static(item) for item in req.static]
+    if req.server == "lighttpd" and (req.listen or req.server_name):
+        raise ConfigError(
+            "lighttpd's listener and host are lighttpd.conf's (server.port, $HTTP[\"host\"]); "
+            "--listen and --server-name are for nginx, Apache, HAProxy and Caddy"
+        )
+    if req.server == "haproxy" and req.server_name:
+        raise ConfigError("the HAProxy snippet answers any host: --server-name is for nginx, "
+                          "Apache and Caddy")
     if req.server_name and not (req.server_name == "_" or _HOSTNAME.match(req.server_name)):
         raise ConfigError(f"--server-name takes a host name, not {req.server_name!r}")
     snippet = _SNIPPETS[req.server](req, bind, mount, listen, statics)
@@ -779,8 +787,11 @@ def _unit_text(server: str, name: str) -> str:
 def _units(req: Request, bind: Bind, sets: dict[str, str]) -> Printed:
     _refuse_unless(req.protocol in ("fastcgi", "scgi", "uwsgi") and req.app_file is None,
                    f"{req.server} runs `wsgiwire serve`: --protocol fastcgi, scgi or uwsgi")
-    _refuse_unless(not (req.mount or req.static or req.location),
-                   f"--mount, --static and --location are for web servers, not {req.server}")
+    _refuse_unless(
+        not (req.mount or req.static or req.location or req.listen or req.server_name),
+        f"--mount, --static, --location, --listen and --server-name are for web servers, "
+        f"not {req.server}",
+    )
     import os
     import sys
 

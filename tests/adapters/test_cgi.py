@@ -109,7 +109,20 @@ def test_no_length_and_not_chunked_leaves_stdin_alone() -> None:
     assert stdin.tell() == 0
 
 
-@pytest.mark.parametrize("length", ["+1_0", " 5", "5 ", "-1", "\u0663", "0x10", "1" * 20])
+def test_negative_length_is_no_declared_length() -> None:
+    """A negative CONTENT_LENGTH (Go's "unknown", as Caddy sends over FastCGI) is no
+    declared length, one rule in the core: a chunked body is read to EOF, else none."""
+    ok, _, probe, stdin = handle(
+        cgi_params(REQUEST_METHOD="POST", CONTENT_LENGTH="-1", HTTP_TRANSFER_ENCODING="chunked"),
+        b"dechunked body",
+    )
+    assert ok and probe.body == b"dechunked body" and "CONTENT_LENGTH" not in probe.environ
+    assert probe.environ["wsgi.input_terminated"] is True
+    ok, _, probe, stdin = handle(cgi_params(REQUEST_METHOD="POST", CONTENT_LENGTH="-1"), b"x")
+    assert ok and probe.body == b"" and stdin.tell() == 0
+
+
+@pytest.mark.parametrize("length", ["+1_0", " 5", "5 ", "--1", "\u0663", "0x10", "1" * 20])
 def test_malformed_content_length_is_status_400(length: str) -> None:
     params = cgi_params(REQUEST_METHOD="POST", CONTENT_LENGTH=length.encode("utf-8"))
     ok, out, probe, _ = handle(params, b"12345")

@@ -430,7 +430,9 @@ def site(request: pytest.FixtureRequest, work: Path, backends: Backends) -> Iter
     extra = f"--mount {case.mount or '/'}" if needs_mount else ""
     args = [a.format(sock=backend_address(protocol, "unix", work, extra),
                      tcp=backend_address(protocol, "tcp", work, extra)) for a in case.args]
-    args += ["--listen", f"127.0.0.1:{port}", "--app", ds.APP]
+    if case.server != "lighttpd":  # lighttpd.conf's server.port is the listener
+        args += ["--listen", f"127.0.0.1:{port}"]
+    args += ["--app", ds.APP]
     if case.mount:
         args += ["--mount", case.mount]
     if case.static:

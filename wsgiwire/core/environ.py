@@ -34,9 +34,9 @@ Every protocol ends here, so each rule below is written once:
   (``-1``, which Caddy 2.6 sends over FastCGI with a chunked body: Go's "length
   unknown"), with a debug-level note. Only a protocol whose body is framed by
   something else reaches this rule with it: FastCGI (FCGI_STDIN records, read
-  to the empty one) and CGI (stdin to EOF for a chunked request). The SCGI and
-  uwsgi codecs frame the body by CONTENT_LENGTH and refuse a negative one with
-  a 400 before the environ is built.
+  to the empty one) and CGI (stdin to EOF for a chunked request, else no
+  body). The SCGI and uwsgi codecs frame the body by CONTENT_LENGTH and refuse
+  a negative one with a 400 before the environ is built.
 """
 
 from __future__ import annotations
