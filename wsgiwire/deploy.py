@@ -537,7 +537,12 @@ def _nginx(
             + "\n".join(upstream) + "\n\n" + host_map + "\n" + "\n".join(server) + "\n"
         )
         paste = "/etc/nginx/sites-available/{{NAME}} (and a link in sites-enabled/)"
-    return _Snippet(text, paste, serve_args)
+    notes: tuple[str, ...] = ()
+    if not req.location and not req.server_name:
+        notes = ("server_name _ answers only requests no other site claims: give "
+                 "--server-name, or remove Debian's sites-enabled/default (its "
+                 "default_server takes the rest)",)
+    return _Snippet(text, paste, serve_args, notes)
 
 
 # -- Apache httpd -----------------------------------------------------------------------
@@ -616,8 +621,13 @@ def _apache(
         + f"<VirtualHost {vhost}>\n" + "".join(f"    {line}\n" for line in body)
         + "</VirtualHost>\n"
     )
+    notes: tuple[str, ...] = ()
+    if not req.server_name:
+        notes = ("without --server-name (ServerName) this site answers only when it is the "
+                 f"first <VirtualHost> on {vhost}: a2dissite 000-default, or give "
+                 "--server-name",)
     return _Snippet(text, "/etc/apache2/sites-available/{{NAME}}.conf (a2ensite {{NAME}})",
-                    serve_args)
+                    serve_args, notes)
 
 
 # -- lighttpd ---------------------------------------------------------------------------
