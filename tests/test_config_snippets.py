@@ -245,3 +245,28 @@ def test_readme_deploying_section_shows_exactly_what_the_command_prints(
         assert out == block, command
         if backend:
             assert note(err, "# backend: ") == backend, command
+
+
+@pytest.mark.parametrize("server", ["haproxy", "caddy"])
+@pytest.mark.parametrize("mount", ["", "/app"])
+def test_full_prints_the_tested_haproxy_and_caddy_files(
+    capsys: pytest.CaptureFixture[str], server: str, mount: str
+) -> None:
+    from pathlib import Path
+
+    name = "fastcgi-prefix" if mount else "fastcgi-root"
+    source = Path(__file__).resolve().parent.parent / "server-configs" / server / f"{name}.conf"
+    args = [server, "--full", "--bind", "unix:/run/a.sock", *(["--mount", mount] * bool(mount))]
+    code, out, err = run(capsys, *args)
+    assert code == 0, err
+    assert note(err, "# tested file: ") == f"server-configs/{server}/{name}.conf"
+    values = {"PORT": "80", "RUN_DIR": f"/var/lib/wsgiwire/{server}", "DOC_ROOT": "/var/www/html",
+              "USER": "www-data", "GROUP": "www-data", "MOUNT": mount, "TLS_PORT": "443",
+              "CERT": "/etc/ssl/certs/ssl-cert-snakeoil.pem",
+              "KEY": "/etc/ssl/private/ssl-cert-snakeoil.key",
+              "CERT_PEM": "/etc/haproxy/site.pem",
+              # each server's spelling of a unix socket
+              "BACKEND": "/run/a.sock" if server == "haproxy" else "unix//run/a.sock"}
+    expected = re.sub(r"\{\{([A-Z_]+)\}\}", lambda m: values[m.group(1)], source.read_text())
+    assert out == expected
+    assert_refused(run(capsys, server, "--full", "--protocol", "scgi"))

@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 #: Servers whose complete, standalone tested file ``--full`` prints (the matrix boots them).
-FULL_SERVERS = ("nginx", "apache", "lighttpd")
+FULL_SERVERS = ("nginx", "apache", "lighttpd", "haproxy", "caddy")
 #: Every web server ``wsgiwire config`` writes a snippet for.
 SERVERS = ("nginx", "apache", "lighttpd", "haproxy", "caddy")
 #: Process managers ``wsgiwire config`` writes the backend's own files for.
@@ -97,6 +97,10 @@ _TABLE: dict[tuple[str, str, bool], tuple[Setup, ...]] = {
     ("lighttpd", "uwsgi", True): (Setup("lighttpd", "uwsgi-prefix", "uwsgi", "tcp"),),
     ("lighttpd", "cgi", False): (Setup("lighttpd", "cgi-root", "cgi"),),
     ("lighttpd", "cgi", True): (Setup("lighttpd", "cgi", "cgi"),),
+    ("haproxy", "fastcgi", False): (Setup("haproxy", "fastcgi-root", "fastcgi"),),
+    ("haproxy", "fastcgi", True): (Setup("haproxy", "fastcgi-prefix", "fastcgi"),),
+    ("caddy", "fastcgi", False): (Setup("caddy", "fastcgi-root", "fastcgi"),),
+    ("caddy", "fastcgi", True): (Setup("caddy", "fastcgi-prefix", "fastcgi"),),
 }
 # A .fcgi file the server starts itself (shared hosting, lighttpd bin-path).
 _SPAWNED: dict[str, Setup] = {
@@ -190,9 +194,16 @@ def defaults(server: str, *, bind: str, mount: str, app_file: str | None) -> dic
         "MOUNT": mount,
         "SCRIPT": app_file or "/var/www/app.cgi",
     }
+    if server in ("haproxy", "caddy"):
+        # Where they terminate TLS (Debian's snakeoil certificate as a placeholder).
+        values.update(TLS_PORT="443", CERT="/etc/ssl/certs/ssl-cert-snakeoil.pem",
+                      KEY="/etc/ssl/private/ssl-cert-snakeoil.key",
+                      CERT_PEM="/etc/haproxy/site.pem")
+        del values["MODULES_DIR"], values["SCRIPT"], values["TMP_DIR"]
     if bind.startswith("unix:"):
         path = bind[5:]
-        values["BACKEND"] = f"unix:{path}" if server == "nginx" else path
+        spelled = {"nginx": f"unix:{path}", "caddy": f"unix/{path}"}
+        values["BACKEND"] = spelled.get(server, path)
         values["BACKEND_HOST"] = path
         values["BACKEND_PORT"] = "0"
     else:
@@ -860,7 +871,7 @@ def _full(req: Request, bind: Bind, sets: dict[str, str]) -> Printed:
     if req.server not in FULL_SERVERS:
         raise ConfigError(
             f"no standalone tested file for {req.server}; --full takes "
-            f"{', '.join(FULL_SERVERS)} (HAProxy's and Caddy's are in server-configs/)"
+            f"{', '.join(FULL_SERVERS)}"
         )
     setup = choose(req.server, req.protocol, bind=req.bind, mount=req.mount,
                    app_file=req.app_file)

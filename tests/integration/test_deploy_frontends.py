@@ -1,7 +1,8 @@
 """HAProxy (``fcgi-app``) and Caddy (``reverse_proxy`` + ``transport fastcgi``) in front
 of wsgiwire: the tested files under ``server-configs/haproxy/`` and
-``server-configs/caddy/``, booted for real, at the site root and at a prefix, over TCP
-and a unix socket, each terminating TLS on a second port with a certificate made here.
+``server-configs/caddy/``, as ``wsgiwire config SERVER --full`` prints them, booted for
+real, at the site root and at a prefix, over TCP and a unix socket, each terminating TLS
+on a second port with a certificate made here.
 
 Each answers the request set every front end answers (``_deploy_support.Checks``):
 path under the mount and query, a 1 MiB body, a chunked body (Caddy 2.6 sends
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +29,7 @@ from . import _deploy_support as ds
 from .servers import (
     CONFIG_ROOT,
     KEEP_RUN_DIRS_ENV,
+    REPO_ROOT,
     SERVER_CLASSES,
     RunningServer,
     Stage,
@@ -115,27 +119,28 @@ def site(
     server_cls = SERVER_CLASSES[case.server]
     server_cls.require()
     backend = backends[case.transport]
-    if case.transport == "tcp":
-        address = f"127.0.0.1:{backend.port}"
-    else:
-        path = str(work / "app.sock")
-        address = path if case.server == "haproxy" else f"unix/{path}"
-    values = {
-        "BACKEND": address,
-        "MOUNT": case.mount,
-        "TLS_PORT": str(free_port()),
-        "CERT": str(certificate.cert),
-        "KEY": str(certificate.key),
-        "CERT_PEM": str(certificate.pem),
-    }
-    with server_cls(case.file.partition("/")[2], values=values) as server:
+    bind = f"127.0.0.1:{backend.port}" if case.transport == "tcp" else f"unix:{work}/app.sock"
+    tls_port = free_port()
+    # What `wsgiwire config SERVER --full` prints, the harness's own values passed
+    # through for it to fill (port, run dir, user).
+    argv = [sys.executable, "-m", "wsgiwire", "config", case.server, "--full", "--bind", bind,
+            *(["--mount", case.mount] if case.mount else []),
+            *(f"--set={n}={{{{{n}}}}}" for n in ("PORT", "RUN_DIR", "DOC_ROOT", "USER", "GROUP")),
+            f"--set=TLS_PORT={tls_port}", f"--set=CERT={certificate.cert}",
+            f"--set=KEY={certificate.key}", f"--set=CERT_PEM={certificate.pem}"]
+    done = subprocess.run(argv, capture_output=True, text=True, cwd=REPO_ROOT, timeout=60,
+                          check=False, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert f"# tested file: server-configs/{case.file}.conf\n" in done.stderr, done.stderr
+    printed = work / f"{case.file.replace('/', '-')}.conf"
+    printed.write_text(done.stdout)
+    with server_cls(printed) as server:
 
         def logs() -> str:
             return (f"[{case.file}]\n{server.error_log_text()}\n--- backend ---\n"
                     f"{backend.output()[-3000:]}")
 
-        checks = ds.Checks(server.port, case.mount, logs, certificate,
-                           int(values["TLS_PORT"]))
+        checks = ds.Checks(server.port, case.mount, logs, certificate, tls_port)
         yield Site(case, server, backend, checks)
 
 
