@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import textwrap
@@ -178,7 +179,7 @@ def wsgiwire_ini(site: Path, *options: str, ini: str = "uwsgi.ini") -> ManagedPr
 def ask(sock: Path, path: str) -> dict[str, Any]:
     """What the app reports for ``path``, asked as nginx's uwsgi_params would (no
     SCRIPT_NAME, PATH_INFO the whole decoded path)."""
-    target = Target("uwsgi", __import__("socket").AF_UNIX, str(sock), path, "")
+    target = Target("uwsgi", socket.AF_UNIX, str(sock), path, "")
     reply = uwsgi_request(target, build_params(target), timeout=20)
     assert reply.status == 200, reply.raw[:1000]
     report: dict[str, Any] = json.loads(reply.body)
