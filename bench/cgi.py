@@ -13,10 +13,10 @@ package byte-compiled, as it would be after its first run:
 * ``bare``: the same interpreter printing the same response by hand, no WSGI at all:
   the ceiling for any Python CGI on this machine.
 
-Each round measures every script in turn (the order rotates from round to round) with
-``wrk -t1 -cN -dS`` (after one checked request and a short warm-up); the figure is each script's median round, the ratio the
-median of the per-round ratios to wsgiref. Every process is stopped by its own PID.
-Only ratios mean anything on a shared machine.
+Each round measures every script in turn (the order rotates from round to round)
+with ``wrk -t1 -cN -dS``, after one checked request and a short warm-up; the figure
+is each script's median round, the ratio the median of the per-round ratios to
+wsgiref. Every process is stopped by its own PID. Only ratios mean anything on a shared machine.
 """
 
 from __future__ import annotations
