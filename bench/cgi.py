@@ -13,15 +13,20 @@ package byte-compiled, as it would be after its first run:
 * ``bare``: the same interpreter printing the same response by hand, no WSGI at all:
   the ceiling for any Python CGI on this machine.
 
-Each round measures every script in turn (the order rotates from round to round)
-with ``wrk -t1 -cN -dS``, after one checked request and a short warm-up; the figure
+One Apache per script runs at once; each round measures every script in turn (the
+order rotates from round to round) with ``wrk -t1 -cN -dS``, after one checked
+request and a short warm-up (and one more check at the end); the figure
 is each script's median round, the ratio the median of the per-round ratios to
-wsgiref. Every process is stopped by its own PID. Only ratios mean anything on a shared machine.
+wsgiref. Every process is stopped by its own PID. Only ratios mean anything on a
+shared machine. First it prints what importing ``wsgiwire.adapters.cgi`` and
+``wsgiref.handlers`` costs, timed inside a fresh interpreter (byte-compiled, median
+of 20).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -76,13 +81,29 @@ def wrk(port: int, connections: int, duration: int) -> float:
     return float(match.group(1))
 
 
-def measure(name: str, script: Path, connections: int, duration: int) -> float:
-    with ApacheServer("cgi-scriptalias", values={"MOUNT": "/app", "SCRIPT": str(script)}) as srv:
-        status, _, body = srv.request("GET", "/app/hello")
-        if status != 200 or body != HELLO:
-            raise SystemExit(f"{name}: {status} {body[:200]!r}\n{srv.error_log_text()}")
-        wrk(srv.port, connections, 1)  # warm-up: Apache's children, the page cache
-        return wrk(srv.port, connections, duration)
+def check(name: str, srv: ApacheServer) -> None:
+    status, _, body = srv.request("GET", "/app/hello")
+    if status != 200 or body != HELLO:
+        raise SystemExit(f"{name}: {status} {body[:200]!r}\n{srv.error_log_text()}")
+
+
+def import_cost(python: str, stage: Path, runs: int = 20) -> dict[str, float]:
+    """Median ms to import each module in a fresh interpreter, timed inside it."""
+    codes = {
+        "wsgiwire.adapters.cgi": f"import sys; sys.path.insert(0, {str(stage)!r})\n"
+                                 "import time; t = time.perf_counter()\n"
+                                 "import wsgiwire.adapters.cgi\n"
+                                 "print(time.perf_counter() - t)",
+        "wsgiref.handlers": "import time; t = time.perf_counter()\n"
+                            "import wsgiref.handlers\nprint(time.perf_counter() - t)",
+    }
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}  # no PYTHONDONTWRITEBYTECODE
+    found = {}
+    for name, code in codes.items():
+        times = [float(subprocess.run([python, "-c", code], capture_output=True, text=True,
+                                      env=env, check=True).stdout) for _ in range(runs)]
+        found[name] = statistics.median(times) * 1000
+    return found
 
 
 def main() -> int:
@@ -108,16 +129,29 @@ def main() -> int:
                                  capture_output=True, text=True, check=True).stdout.strip()
         print(f"Apache mod_cgi, {python} (Python {version}), wrk -t1 -c{args.connections} "
               f"-d{args.duration}s, {args.rounds} rounds", flush=True)
+        for name, ms in import_cost(python, stage).items():
+            print(f"import {name}: {ms:.2f} ms (median of 20, timed in the process)")
         rounds: dict[str, list[float]] = {name: [] for name in scripts}
         names = list(scripts)
-        for number in range(1, args.rounds + 1):
-            # A different order each round: no script always runs first (or last).
-            shift = (number - 1) % len(names)
-            for name in names[shift:] + names[:shift]:
-                rounds[name].append(measure(name, scripts[name], args.connections,
+        with contextlib.ExitStack() as stack:
+            # One Apache per script, all up at once, so the rounds interleave closely.
+            servers = {}
+            for name in names:
+                srv = stack.enter_context(ApacheServer(
+                    "cgi-scriptalias", values={"MOUNT": "/app", "SCRIPT": str(scripts[name])}))
+                check(name, srv)
+                wrk(srv.port, args.connections, 1)  # warm-up: Apache's children, page cache
+                servers[name] = srv
+            for number in range(1, args.rounds + 1):
+                # A different order each round: no script always runs first (or last).
+                shift = (number - 1) % len(names)
+                for name in names[shift:] + names[:shift]:
+                    rounds[name].append(wrk(servers[name].port, args.connections,
                                             args.duration))
-            print(f"round {number}: " + ", ".join(
-                f"{name} {values[-1]:.0f}" for name, values in rounds.items()), flush=True)
+                print(f"round {number}: " + ", ".join(
+                    f"{name} {values[-1]:.0f}" for name, values in rounds.items()), flush=True)
+            for name, srv in servers.items():
+                check(name, srv)
         ratios = [w / r for w, r in zip(rounds["wsgiwire"], rounds["wsgiref"], strict=True)]
         print("\n| script | req/s (median round) | rounds |\n|---|---:|---|")
         for name, values in rounds.items():
