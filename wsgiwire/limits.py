@@ -168,6 +168,10 @@ class Limits:
         inner = ", ".join(f"{name}={getattr(self, name)!r}" for name, _, _ in _FIELDS)
         return f"Limits({inner})"
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # pickle and copy: through the validating constructor (setattr is refused).
+        return (_limits_from, (self._values(),))
+
     def replace(self, **changes: int | float | None) -> Limits:
         """A copy with some limits changed (validated like the original)."""
         unknown = set(changes) - set(self.__slots__)
@@ -178,6 +182,11 @@ class Limits:
         }
         current.update(changes)
         return Limits(**current)  # type: ignore[arg-type]
+
+
+def _limits_from(values: tuple[int | float | None, ...]) -> Limits:
+    names = [name for name, _, _ in _FIELDS]
+    return Limits(**dict(zip(names, values, strict=True)))  # type: ignore[arg-type]
 
 
 DEFAULT_LIMITS = Limits()
