@@ -128,6 +128,11 @@ def test_app_forms_and_sockets(tmp_path: Path) -> None:
                        ("fastcgi-socket", "/b.sock")])
     assert [s.key for s in mixed.unsupported] == ["http-socket", "fastcgi-socket"]
     assert translate([("limit-post", "0")]).argv == []  # uWSGI's 0: no limit
+    bare_chmod = translate([("chmod-socket", "")])
+    assert bare_chmod.argv == ["--socket-mode", "666"]  # uWSGI's default for a bare key
+    assert "world-writable" in bare_chmod.warnings[0]
+    assert translate([("chmod-socket", "66x")]).unsupported[0].key == "chmod-socket"
+    assert "every interface" in translate([("stats", ":9191")]).warnings[0]
     assert translate([("processes", "many")]).unsupported[0].reason.startswith("cannot be")
 
 

@@ -370,7 +370,10 @@ def translate(
                 if prefix.strip() not in ("", "/"):
                     argv.extend(["--mount", prefix.strip().rstrip("/")])
             elif key in ("chmod-socket",):
-                argv.extend(["--socket-mode", value if value not in ("", "true") else "666"])
+                mode = value if value not in ("", "true") else "666"
+                if not mode or any(c not in "01234567" for c in mode):
+                    raise ValueError(f"expected an octal mode, got {value!r}")
+                argv.extend(["--socket-mode", mode])
                 if value in ("", "true", "666", "777") or value.endswith(("6", "7")):
                     warnings.append(f"{key} = {value}: the socket is world-writable; "
                                     "chown-socket with mode 660 keeps it to the web server")
@@ -414,7 +417,9 @@ def translate(
             elif key in ("pidfile", "pidfile2"):
                 argv.extend(["--pid-file", value])
             elif key == "stats":
-                bind, _ = _bind(value)
+                bind, warning = _bind(value)
+                if warning:
+                    warnings.append(f"{key} = {value}: {warning}")
                 argv.extend(["--stats", bind])
             elif key in ("logto", "logto2", "daemonize-log"):
                 option(key, value, "--log-file", value)
