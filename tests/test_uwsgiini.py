@@ -180,3 +180,21 @@ def test_config_from_uwsgi(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60, check=False,
         env={**os.environ, "PYTHONPATH": str(REPO)})
     assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "argv"),
+    [
+        ("wsgi", "site:app", []),
+        ("uwsgi-socket", "/u.sock", ["--protocol", "uwsgi", "--bind", "unix:/u.sock"]),
+        ("workers", "3", ["--workers", "3"]),
+        ("home", "/venv", ["--virtualenv", "/venv"]),
+        ("venv", "/venv", ["--virtualenv", "/venv"]),
+        ("py-autoreload", "2", ["--reload"]),
+        ("py-autoreload", "0", []),
+        ("pidfile2", "/p.pid", ["--pid-file", "/p.pid"]),
+    ],
+)
+def test_aliases(key: str, value: str, argv: list[str]) -> None:
+    result = translate([(key, value)])
+    assert (result.argv, result.unsupported) == (argv, [])
