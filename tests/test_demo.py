@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 from wsgiref.validate import validator
+
+import pytest
 
 from wsgiwire import demo
 from wsgiwire.adapters.cgi import CGIGateway
@@ -106,3 +109,69 @@ def test_demo_as_a_cgi_script() -> None:
     info = json.loads(payload)
     assert (info["path_info"], info["query_string"]) == ("/hello", "format=json")
     assert info["run_once"] is True
+
+
+def test_demo_page_shows_what_its_http_front_received(tmp_path: Path) -> None:
+    """``wsgiwire demo``, a real process: the page reports the client's own port and the
+    front's port, not placeholders."""
+    import http.client
+    import re
+
+    from tests.integration.servers import ManagedProcess, wait_for_output
+
+    demo_proc = ManagedProcess(
+        [sys.executable, "-m", "wsgiwire", "demo", "--port", "0"],
+        log_path=tmp_path / "demo.log",
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO)},
+        cwd=tmp_path,
+    )
+    with demo_proc:
+        output = wait_for_output(demo_proc, "wsgiwire demo: open http://")
+        match = re.search(r"open http://127\.0\.0\.1:(\d+)/", output)
+        assert match is not None, output
+        port = int(match.group(1))
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            conn.connect()
+            client_port = conn.sock.getsockname()[1]
+            conn.request("GET", "/probe?format=json", headers={"Host": f"127.0.0.1:{port}"})
+            response = conn.getresponse()
+            info = json.loads(response.read())
+        finally:
+            conn.close()
+    assert response.status == 200
+    cgi_vars = info["cgi"]
+    assert cgi_vars["REMOTE_PORT"] == str(client_port)
+    assert cgi_vars["SERVER_PORT"] == str(port)
+    assert (cgi_vars["REMOTE_ADDR"], cgi_vars["SERVER_ADDR"]) == ("127.0.0.1", "127.0.0.1")
+    assert cgi_vars["SERVER_NAME"] == "127.0.0.1"
+    assert cgi_vars["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert cgi_vars["HTTP_HOST"] == f"127.0.0.1:{port}"
+
+
+TEST_TOOLS = ("pytest", "hypothesis", "mypy", "ruff", "flask", "flup", "pyuwsgi",
+              "uwsgi-tools", "uwsgi_tools", "atheris", "werkzeug")
+
+
+@pytest.mark.integration
+def test_dev_demo_installs_the_package_alone(tmp_path: Path) -> None:
+    """``./dev demo`` in a fresh virtualenv (``VENV=``, built by the same script, not
+    the repository's .venv): the package and nothing of the test extra."""
+    venv_dir = tmp_path / "venv"
+    env = {**os.environ, "VENV": str(venv_dir), "PYTHON": sys.executable}
+    env.pop("VIRTUAL_ENV", None)
+    done = subprocess.run([str(REPO / "dev"), "demo", "--once", "/?format=json"],
+                          cwd=REPO, env=env, capture_output=True, timeout=300, check=False,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-3000:]
+    assert b'"path_info": "/"' in done.stdout  # the demo ran from that venv
+    listed = subprocess.run([str(venv_dir / "bin" / "python"), "-m", "pip", "list",
+                             "--format=freeze", "--disable-pip-version-check"],
+                            capture_output=True, text=True, timeout=120, check=True)
+    installed = {line.split("==")[0].lower() for line in listed.stdout.split()}
+    assert "wsgiwire" in installed
+    assert installed & set(TEST_TOOLS) == set(), installed
+    assert installed <= {"wsgiwire", "pip", "setuptools"}, installed
+    scripts = {p.name for p in (venv_dir / "bin").iterdir()}
+    assert "wsgiwire" in scripts
+    assert not scripts & {"pytest", "mypy", "ruff", "uwsgi", "hypothesis"}

@@ -11,7 +11,8 @@ including inside functions and ``if TYPE_CHECKING:`` blocks, must obey:
   too, so adding a module is a decision made here, with its reason.
 * core and protocols never import each other.
 * Nothing but ``cli`` (with ``_serve``), ``__init__`` and ``__main__`` (and the adapters
-  themselves) imports ``wsgiwire.adapters``.
+  themselves, and ``wsgiwire.flup``, flup's module layout over the adapters' servers)
+  imports ``wsgiwire.adapters``.
 * Middleware is plain WSGI: it imports neither protocols nor adapters.
 * core and protocols never configure logging (handlers, levels, basicConfig).
 """
@@ -136,7 +137,7 @@ def violations(source: str, module: str) -> list[str]:
                     subpackages = {target.split(".")[1]}
                 if (
                     "adapters" in subpackages
-                    and layer != "adapters"
+                    and layer not in ("adapters", "flup")
                     and module not in ADAPTER_IMPORTERS
                 ):
                     found.append(f"{module}: imports wsgiwire.adapters ({target})")

@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 from . import __version__
 from .apploader import AppLoadError, check_app_spec, load_app
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .adapters.runtime import ProtocolDriver
     from .core.gateway import WSGIApp
 
-__all__ = ["add_serve_options", "serve"]
+__all__ = ["add_serve_options", "apply_ini", "serve", "serve_parser"]
 
 PROTOCOLS = ("fastcgi", "scgi", "uwsgi", "cgi")
 DEFAULT_BIND = "127.0.0.1:9000"
@@ -126,6 +126,174 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
                        help="logging level (default: info)")
 
 
+    group = parser.add_argument_group(
+        "migration (uWSGI's ini file and its environment options)")
+    group.add_argument("--ini", metavar="FILE",
+                       help="read serve options from a uWSGI ini file; options on the command "
+                       "line override it (wsgiwire config --from-uwsgi FILE shows the mapping)")
+    group.add_argument("--ini-section", default="uwsgi", metavar="NAME",
+                       help="the ini section to read (default: uwsgi)")
+    group.add_argument("--strict-ini", action="store_true",
+                       help="refuse to start (exit 2) when the ini file has options wsgiwire "
+                       "does not support, instead of listing them")
+    group.add_argument("--chdir", metavar="DIR",
+                       help="change to DIR before loading the app (and before binding: a "
+                       "relative socket path is then relative to DIR)")
+    group.add_argument("--env", action="append", metavar="NAME=VALUE",
+                       help="set an environment variable for the app (repeatable)")
+    group.add_argument("--pythonpath", action="append", metavar="DIR",
+                       help="put DIR first on sys.path (repeatable)")
+    group.add_argument("--virtualenv", metavar="DIR",
+                       help="load the app's packages from this virtualenv (made for this "
+                       "Python version)")
+    group.add_argument("--reload-on-rss", type=int, default=0, metavar="MiB",
+                       help="recycle a worker gracefully after a request that leaves it "
+                       "using more than this much resident memory (default 0: never)")
+
+
+def serve_parser() -> argparse.ArgumentParser:
+    """``wsgiwire serve`` on its own (the ini merge parses with it)."""
+    parser = argparse.ArgumentParser(prog="wsgiwire serve")
+    parser.add_argument("app", nargs="?", metavar="APP",
+                        help="module:callable (default: the demo)")
+    add_serve_options(parser)
+    return parser
+
+
+def apply_ini(serve_argv: list[str]) -> argparse.Namespace:
+    """The serve options of ``--ini FILE`` with ``serve_argv`` (the command line) over them.
+
+    The ini keys become argv-style options parsed by the same parser, so a
+    value is checked exactly as on the command line. The translation (what
+    was skipped, and why) is kept in ``ini_report`` for :func:`serve` to log.
+    """
+    from .uwsgiini import IniError, placeholders, read_ini, translate
+
+    parser = serve_parser()
+    cli = parser.parse_args(serve_argv)
+    known = parser._option_string_actions
+    try:
+        pairs = read_ini(cli.ini, cli.ini_section)
+        names = placeholders(cli.ini, cli.ini_section)
+    except IniError as exc:
+        parser.exit(2, f"wsgiwire: {exc}\n")
+    translation = translate(pairs, known=lambda option: option in known, placeholders=names)
+    merged = parser.parse_args(translation.argv)
+    # Which options the command line named: parse it again with no defaults.
+    probe = serve_parser()
+    for action in probe._actions:
+        action.default = argparse.SUPPRESS
+    for name, value in vars(probe.parse_args(serve_argv)).items():
+        setattr(merged, name, value)
+    if merged.app is None:
+        merged.app = translation.app
+    merged.ini_report = translation
+    return merged
+
+
+def ini_command_line(path: str, out: TextIO, err: TextIO, section: str = "uwsgi") -> int:
+    """``wsgiwire config --from-uwsgi``: the serve command for an ini file, on ``out``;
+    what does not map, on ``err``. 0, or 2 when the file cannot be read."""
+    import shlex
+
+    from .uwsgiini import IniError, placeholders, read_ini, translate
+
+    known = serve_parser()._option_string_actions
+    try:
+        pairs = read_ini(path, section)
+        names = placeholders(path, section)
+    except IniError as exc:
+        print(f"wsgiwire: {exc}", file=err)
+        return 2
+    translation = translate(pairs, known=lambda option: option in known, placeholders=names)
+    words = ["wsgiwire", "serve"]
+    if translation.app is not None:
+        words.append(translation.app)
+    words += translation.argv
+    print(shlex.join(words), file=out)
+    for skipped in translation.unsupported:
+        print(f"# not mapped: {skipped.key} = {skipped.value}: {skipped.reason}", file=err)
+    for warning in translation.warnings:
+        print(f"# note: {warning}", file=err)
+    for skipped in translation.noops:
+        print(f"# nothing to do: {skipped.key} = {skipped.value}: {skipped.reason}", file=err)
+    if translation.app is None:
+        print("# note: the file names no app (module, wsgi-file or mount): the demo app "
+              "would be served", file=err)
+    return 0
+
+
+def _report_ini(args: argparse.Namespace, log: logging.Logger) -> bool:
+    """Log what the ini file mapped to nothing; False when --strict-ini refuses it."""
+    report = getattr(args, "ini_report", None)
+    if report is None:
+        return True
+    for skipped in report.noops:
+        log.debug("%s: %s = %s: nothing to do (%s)", args.ini, skipped.key, skipped.value,
+                  skipped.reason)
+    if report.unsupported and args.strict_ini:
+        for skipped in report.unsupported:
+            print(f"wsgiwire: {args.ini}: {skipped.key} = {skipped.value}: {skipped.reason}",
+                  file=sys.stderr)
+        print(f"wsgiwire: --strict-ini: {len(report.unsupported)} option(s) of {args.ini} "
+              "are not supported", file=sys.stderr)
+        return False
+    for skipped in report.unsupported:
+        log.warning("%s: %s = %s is ignored: %s", args.ini, skipped.key, skipped.value,
+                    skipped.reason)
+    for warning in report.warnings:
+        log.warning("%s: %s", args.ini, warning)
+    return True
+
+
+def activate_virtualenv(path: str) -> str:
+    """Put the virtualenv's site-packages (and its .pth files) first on sys.path."""
+    import glob
+    import site
+
+    root = os.path.abspath(path)
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    site_dir = os.path.join(root, "lib", version, "site-packages")
+    if not os.path.isdir(site_dir):
+        found = sorted(os.path.relpath(p, root)
+                       for p in glob.glob(os.path.join(root, "lib", "python*", "site-packages")))
+        made = f" (it has {', '.join(found)})" if found else ""
+        raise ValueError(f"--virtualenv {path}: no lib/{version}/site-packages{made}; "
+                         f"make the virtualenv with this Python, {sys.executable}")
+    before = list(sys.path)
+    site.addsitedir(site_dir)
+    added = [p for p in sys.path if p not in before]
+    sys.path[:] = added + before
+    os.environ["VIRTUAL_ENV"] = root
+    os.environ["PATH"] = os.path.join(root, "bin") + os.pathsep + os.environ.get("PATH", "")
+    return site_dir
+
+
+def prepare_process(args: argparse.Namespace) -> None:
+    """--env, --chdir, --virtualenv, --pythonpath, in that order (ValueError: refused)."""
+    for item in args.env or ():
+        name, sep, value = item.partition("=")
+        if not sep or not name or "\0" in item:
+            raise ValueError(f"--env takes NAME=VALUE, not {item!r}")
+        os.environ[name] = value
+    if args.chdir is not None:
+        try:
+            os.chdir(args.chdir)
+        except OSError as exc:
+            raise ValueError(f"--chdir {args.chdir}: {exc.strerror or exc}") from None
+    if args.virtualenv is not None:
+        activate_virtualenv(args.virtualenv)
+    for directory in reversed(args.pythonpath or ()):
+        full = os.path.abspath(directory)
+        if not os.path.isdir(full):
+            raise ValueError(f"--pythonpath {directory}: not a directory")
+        if full in sys.path:
+            sys.path.remove(full)
+        sys.path.insert(0, full)
+    if args.reload_on_rss < 0:
+        raise ValueError("--reload-on-rss takes a number of MiB (0: off)")
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level.upper()),
@@ -188,8 +356,11 @@ def _wrap(app: WSGIApp, args: argparse.Namespace) -> WSGIApp:
 def serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     log = logging.getLogger("wsgiwire")
+    if not _report_ini(args, log):
+        return 2
     try:
         limits = _limits(args)
+        prepare_process(args)
     except (TypeError, ValueError) as exc:
         print(f"wsgiwire: {exc}", file=sys.stderr)
         return 2
@@ -265,6 +436,7 @@ def serve(args: argparse.Namespace) -> int:
         graceful_timeout=args.graceful_timeout,
         max_requests=args.max_requests,
         max_requests_jitter=args.max_requests_jitter,
+        reload_on_rss=args.reload_on_rss << 20,
         access_log=args.access_log,
         pid_file=args.pid_file,
         stats_listener=stats,

@@ -8,9 +8,19 @@ import sys
 from collections.abc import Sequence
 
 from . import __version__
-from ._serve import add_serve_options, configure_logging, serve
+from ._serve import add_serve_options, apply_ini, configure_logging, serve
 
 __all__ = ["build_parser", "main"]
+
+class _FromUWSGI(argparse.Action):
+    """``wsgiwire config --from-uwsgi INI``: runs when parsed, needs no SERVER."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        from ._serve import ini_command_line
+
+        parser.exit(ini_command_line(str(values), sys.stdout, sys.stderr))
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -53,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
         "matching backend command on stderr. --full prints the standalone tested file "
         "from server-configs/ instead.",
     )
+    config.add_argument("--from-uwsgi", action=_FromUWSGI, metavar="INI",
+                        help="print the wsgiwire serve command line equivalent to a uWSGI "
+                        "ini file (and what does not map), then exit")
     config.add_argument("server", metavar="SERVER",
                         help="nginx, apache, lighttpd, haproxy, caddy, systemd or supervisor")
     config.add_argument("--protocol", "-p", default="fastcgi",
@@ -248,6 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "serve":
+        if args.ini is not None:
+            given = list(sys.argv[1:] if argv is None else argv)
+            args = apply_ini(given[given.index("serve") + 1 :])
         return serve(args)
     if args.command == "request":
         return _request(args)

@@ -7,8 +7,6 @@ bad configuration fails at start-up, not on the first request.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
-
 __all__ = ["Limits", "DEFAULT_LIMITS"]
 
 # Total bytes of the request parameter block (FastCGI PARAMS stream, SCGI
@@ -70,48 +68,125 @@ KEEPALIVE_TIMEOUT = 75.0
 WRITE_TIMEOUT = 60.0
 
 
-@dataclass(frozen=True, slots=True)
+# (name, default, integer only): the fields of Limits, in order.
+_FIELDS: tuple[tuple[str, int | float | None, bool], ...] = (
+    ("max_params_bytes", MAX_PARAMS_BYTES, True),
+    ("max_param_count", MAX_PARAM_COUNT, True),
+    ("max_name_length", MAX_NAME_LENGTH, True),
+    ("max_value_length", MAX_VALUE_LENGTH, True),
+    ("max_body_size", MAX_BODY_SIZE, True),
+    ("spool_threshold", SPOOL_THRESHOLD, True),
+    ("max_requests_per_connection", MAX_REQUESTS_PER_CONNECTION, True),
+    ("max_connections", MAX_CONNECTIONS, True),
+    ("max_queued_requests", MAX_QUEUED_REQUESTS, True),
+    ("header_timeout", HEADER_TIMEOUT, False),
+    ("body_idle_timeout", BODY_IDLE_TIMEOUT, False),
+    ("keepalive_timeout", KEEPALIVE_TIMEOUT, False),
+    ("write_timeout", WRITE_TIMEOUT, False),
+    ("request_timeout", None, False),
+)
+
+
 class Limits:
     """Bounds on what a peer may send; see the module constants for precedents.
 
     ``request_timeout`` (a hard cap on one request's run time) is off (``None``)
-    by default, as in nginx and waitress.
+    by default, as in nginx and waitress. Frozen and compared by value. (A
+    plain class, not a dataclass: ``dataclasses`` imports ``inspect``, which
+    alone costs a CGI request more than the rest of wsgiwire's import.)
     """
 
-    max_params_bytes: int = MAX_PARAMS_BYTES
-    max_param_count: int = MAX_PARAM_COUNT
-    max_name_length: int = MAX_NAME_LENGTH
-    max_value_length: int = MAX_VALUE_LENGTH
-    max_body_size: int = MAX_BODY_SIZE
-    spool_threshold: int = SPOOL_THRESHOLD
-    max_requests_per_connection: int = MAX_REQUESTS_PER_CONNECTION
-    max_connections: int = MAX_CONNECTIONS
-    max_queued_requests: int = MAX_QUEUED_REQUESTS
-    header_timeout: float = HEADER_TIMEOUT
-    body_idle_timeout: float = BODY_IDLE_TIMEOUT
-    keepalive_timeout: float = KEEPALIVE_TIMEOUT
-    write_timeout: float = WRITE_TIMEOUT
-    request_timeout: float | None = None
+    __slots__ = tuple(name for name, _, _ in _FIELDS)
 
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None and f.name == "request_timeout":
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"Limits.{f.name} must be a number, not {value!r}")
-            if value <= 0:
-                raise ValueError(f"Limits.{f.name} must be positive, not {value!r}")
-            if f.type == "int" and not isinstance(value, int):
-                raise TypeError(f"Limits.{f.name} must be an integer, not {value!r}")
-        if self.max_name_length > self.max_params_bytes:
+    max_params_bytes: int
+    max_param_count: int
+    max_name_length: int
+    max_value_length: int
+    max_body_size: int
+    spool_threshold: int
+    max_requests_per_connection: int
+    max_connections: int
+    max_queued_requests: int
+    header_timeout: float
+    body_idle_timeout: float
+    keepalive_timeout: float
+    write_timeout: float
+    request_timeout: float | None
+
+    def __init__(
+        self,
+        *,
+        max_params_bytes: int = MAX_PARAMS_BYTES,
+        max_param_count: int = MAX_PARAM_COUNT,
+        max_name_length: int = MAX_NAME_LENGTH,
+        max_value_length: int = MAX_VALUE_LENGTH,
+        max_body_size: int = MAX_BODY_SIZE,
+        spool_threshold: int = SPOOL_THRESHOLD,
+        max_requests_per_connection: int = MAX_REQUESTS_PER_CONNECTION,
+        max_connections: int = MAX_CONNECTIONS,
+        max_queued_requests: int = MAX_QUEUED_REQUESTS,
+        header_timeout: float = HEADER_TIMEOUT,
+        body_idle_timeout: float = BODY_IDLE_TIMEOUT,
+        keepalive_timeout: float = KEEPALIVE_TIMEOUT,
+        write_timeout: float = WRITE_TIMEOUT,
+        request_timeout: float | None = None,
+    ) -> None:
+        values = locals()
+        for name, _, integer in _FIELDS:
+            value = values[name]
+            if not (value is None and name == "request_timeout"):
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise TypeError(f"Limits.{name} must be a number, not {value!r}")
+                if value <= 0:
+                    raise ValueError(f"Limits.{name} must be positive, not {value!r}")
+                if integer and not isinstance(value, int):
+                    raise TypeError(f"Limits.{name} must be an integer, not {value!r}")
+            object.__setattr__(self, name, value)
+        if max_name_length > max_params_bytes:
             raise ValueError("Limits.max_name_length cannot exceed max_params_bytes")
-        if self.max_value_length > self.max_params_bytes:
+        if max_value_length > max_params_bytes:
             raise ValueError("Limits.max_value_length cannot exceed max_params_bytes")
+
+    def _values(self) -> tuple[int | float | None, ...]:
+        return tuple(getattr(self, name) for name, _, _ in _FIELDS)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Limits is frozen: cannot set {name}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Limits is frozen: cannot delete {name}")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Limits):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name, _, _ in _FIELDS)
+        return f"Limits({inner})"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # pickle and copy: through the validating constructor (setattr is refused).
+        return (_limits_from, (self._values(),))
 
     def replace(self, **changes: int | float | None) -> Limits:
         """A copy with some limits changed (validated like the original)."""
-        return replace(self, **changes)  # type: ignore[arg-type]
+        unknown = set(changes) - set(self.__slots__)
+        if unknown:
+            raise TypeError(f"Limits has no {', '.join(sorted(unknown))}")
+        current: dict[str, int | float | None] = {
+            name: getattr(self, name) for name, _, _ in _FIELDS
+        }
+        current.update(changes)
+        return Limits(**current)  # type: ignore[arg-type]
+
+
+def _limits_from(values: tuple[int | float | None, ...]) -> Limits:
+    names = [name for name, _, _ in _FIELDS]
+    return Limits(**dict(zip(names, values, strict=True)))  # type: ignore[arg-type]
 
 
 DEFAULT_LIMITS = Limits()

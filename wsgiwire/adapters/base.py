@@ -114,6 +114,8 @@ class ServerConfig:
     # ``max_requests_jitter`` so workers do not all restart at once.
     max_requests: int = 0
     max_requests_jitter: int = 0
+    # Recycle a worker after a request that leaves its RSS above this many bytes (0: never).
+    reload_on_rss: int = 0
     access_log: bool = False
     pid_file: str | None = None
     stats_listener: socket.socket | None = None

@@ -59,6 +59,22 @@ class _Handler(BaseHTTPRequestHandler):
         params = build_params(
             target, method=self.command, headers=headers, body_length=len(body)
         )
+        # What this front really received, as nginx's fastcgi_params pass it (the
+        # client helper fills in placeholders: port 80, remote port 0).
+        server_host, server_port = self.connection.getsockname()[:2]
+        client_host, client_port = self.client_address[:2]
+        host = self.headers.get("Host") or f"{server_host}:{server_port}"
+        real = {
+            b"SERVER_PROTOCOL": self.request_version.encode("latin-1"),
+            b"SERVER_NAME": host.rsplit(":", 1)[0].strip("[]").encode("latin-1"),
+            b"SERVER_ADDR": str(server_host).encode("latin-1"),
+            b"SERVER_PORT": str(server_port).encode("ascii"),
+            b"REMOTE_ADDR": str(client_host).encode("latin-1"),
+            b"REMOTE_PORT": str(client_port).encode("ascii"),
+            b"REQUEST_SCHEME": b"http",
+            b"SERVER_SOFTWARE": b"wsgiwire-demo-front",
+        }
+        params = [(k, v) for k, v in params if k not in real] + list(real.items())
         try:
             reply = fastcgi_request(target, params, body)
         except (ClientError, OSError) as exc:

@@ -24,6 +24,7 @@ from .base import ServerConfig
 from .connection import LINGER_TIME, Connection, Lingerer, Request, peer_text
 from .listeners import close_quietly
 from .poller import READ, WRITE, Poller
+from .rss import RSSProbe
 from .scoreboard import ACCEPTING, DRAINING, Scoreboard
 
 __all__ = ["Pool", "Worker"]
@@ -147,6 +148,7 @@ class Worker:
         if self.max_requests and config.max_requests_jitter:
             self.max_requests += random.randint(0, config.max_requests_jitter)
         self._watch = board is not None and config.threads == 0
+        self._rss = RSSProbe() if config.reload_on_rss else None
         self._access_log = config.access_log
         self._one_shot = bool(getattr(config.driver, "one_request_per_connection", False))
         self._accepting = False  # inside _accept(): forget() leaves the scoreboard alone
@@ -223,6 +225,12 @@ class Worker:
         if self.max_requests and served >= self.max_requests and not self.stopping:
             log.info("worker %d served %d requests; recycling it", os.getpid(), served)
             self.request_stop()
+        if self._rss is not None and not self.stopping:
+            rss = self._rss.rss()
+            if rss > self.config.reload_on_rss:
+                log.info("worker %d uses %d MiB, over --reload-on-rss %d MiB; recycling it",
+                         os.getpid(), rss >> 20, self.config.reload_on_rss >> 20)
+                self.request_stop()
 
     def linger(self, sock: _socket.socket) -> None:
         """Shut down our side of ``sock`` and drain it briefly before closing."""
@@ -436,6 +444,8 @@ class Worker:
     def close(self) -> None:
         """Release the loop's own resources (``serve()`` does this when it returns)."""
         self.poller.close()
+        if self._rss is not None:
+            self._rss.close()
         self._wake_r.close()
         self._wake_w.close()
 

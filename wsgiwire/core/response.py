@@ -23,40 +23,45 @@ that the front-end supplies; it frames the bytes for its protocol.
 
 from __future__ import annotations
 
-import logging
-import re
-from collections.abc import Callable
-from enum import Enum
-from http import HTTPStatus
-from types import TracebackType
-from typing import IO, Any
-
 from ..errors import ResponseHeaderError, StartResponseError
+from .lazylog import lazy_logger
+
+# typing and collections.abc cost a CGI start-up about 9 ms: annotations only.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+    from typing import IO, Any
+
+    # ``sender(filelike, count)`` writes up to ``count`` bytes (-1: to the end) of
+    # the file from its current position straight to the client; returns the count.
+    FileSender = Callable[[IO[bytes], int], int]
+    ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 
 __all__ = [
     "HeadStyle",
     "Response",
     "request_label",
-    "ExcInfo",
-    "FileSender",
     "send_status",
     "status_line",
     "validate_status",
     "validate_headers",
 ]
 
-log = logging.getLogger("wsgiwire")
+log = lazy_logger("wsgiwire")
 
-# ``sender(filelike, count)`` writes up to ``count`` bytes (-1: to the end) of
-# the file from its current position straight to the client; returns the count.
-FileSender = Callable[[IO[bytes], int], int]
-ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 Headers = list[tuple[str, str]]
 
-_STATUS_RE = re.compile(r"[1-9][0-9]{2} [^\x00-\x08\x0a-\x1f\x7f]*\Z")
-_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_BAD_VALUE_RE = re.compile(r"[\x00\r\n]")
-_DIGITS_RE = re.compile(r"[0-9]{1,19}\Z")
+# The checks below use sets and str methods, not regular expressions: ``re``
+# (with the ``enum`` it imports) and compiling the patterns cost a CGI process,
+# which serves one request, more than all of the rest of its start-up.
+_DIGITS = frozenset("0123456789")
+# RFC 9110 tchar: what a header name is made of.
+_TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+# Control characters a reason phrase may not hold (HTAB may appear).
+_STATUS_CTL = frozenset([*map(chr, range(0x09)), *map(chr, range(0x0A, 0x20)), "\x7f"])
 # The head and a first chunk up to this size go out as one piece (one record,
 # one send); larger chunks are passed on without copying.
 _COALESCE_MAX = 65536
@@ -85,9 +90,25 @@ def request_label(environ: dict[str, Any]) -> str:
     return f"{label}?{query}" if query else label
 
 
-class HeadStyle(Enum):
-    CGI = "cgi"  # "Status: 200 OK" header: CGI, FastCGI, SCGI
-    HTTP = "http"  # "HTTP/1.1 200 OK" status line: uwsgi
+class HeadStyle:
+    """How the head goes out: ``HeadStyle.CGI`` (a ``Status: 200 OK`` header: CGI,
+    FastCGI, SCGI) or ``HeadStyle.HTTP`` (an ``HTTP/1.1 200 OK`` status line: uwsgi).
+    Two instances, compared by identity (a plain class: ``enum`` costs a CGI start-up)."""
+
+    __slots__ = ("value",)
+
+    CGI: HeadStyle
+    HTTP: HeadStyle
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"HeadStyle.{self.value.upper()}"
+
+
+HeadStyle.CGI = HeadStyle("cgi")
+HeadStyle.HTTP = HeadStyle("http")
 
 
 # Statuses and header names already found valid, kept so the checks run once
@@ -105,14 +126,20 @@ _KNOWN_MAX = 512
 _KNOWN_PAIRS: dict[tuple[str, str], tuple[str, int | None]] = {}
 _KNOWN_PAIRS_MAX = 1024
 _KNOWN_PAIR_VALUE_MAX = 512
-# CR, LF, NUL, or anything beyond latin-1: one search finds any of them.
-_BAD_OR_WIDE_RE = re.compile("[\x00\r\n\u0100-\U0010ffff]")
 
 
 def validate_status(status: object) -> str:
     if type(status) is not str:
         raise ResponseHeaderError(f"status must be a native str, not {type(status).__name__}")
-    if not _STATUS_RE.match(status):
+    if not (
+        len(status) >= 4
+        and status[0] in _DIGITS
+        and status[0] != "0"
+        and status[1] in _DIGITS
+        and status[2] in _DIGITS
+        and status[3] == " "
+        and _STATUS_CTL.isdisjoint(status[4:])
+    ):
         raise ResponseHeaderError(f"invalid status line {status[:80]!r}")
     try:
         status.encode("latin-1")
@@ -168,13 +195,13 @@ def _check_pair(item: object) -> tuple[str, int | None]:
     is_length = _KNOWN_NAMES.get(name)
     if is_length is None:
         is_length = _check_name(name)
-    if _BAD_OR_WIDE_RE.search(value):
-        if _BAD_VALUE_RE.search(value):
-            raise ResponseHeaderError(f"CR, LF or NUL in the value of header {name!r}")
+    if "\r" in value or "\n" in value or "\x00" in value:
+        raise ResponseHeaderError(f"CR, LF or NUL in the value of header {name!r}")
+    if not value.isascii() and max(value) > "\xff":
         raise ResponseHeaderError(f"value of header {name!r} is not latin-1")
     length: int | None = None
     if is_length:
-        if not _DIGITS_RE.match(value):
+        if not (0 < len(value) <= 19 and value.isascii() and value.isdigit()):
             raise ResponseHeaderError(f"invalid Content-Length {value[:40]!r}")
         length = int(value)
     entry = (f"{name}: {value}\r\n", length)
@@ -187,7 +214,7 @@ def _check_pair(item: object) -> tuple[str, int | None]:
 
 def _check_name(name: str) -> bool:
     """Check a header name not seen before; True if it is Content-Length."""
-    if not _TOKEN_RE.match(name):
+    if not name or not _TOKEN_CHARS.issuperset(name):
         raise ResponseHeaderError(f"invalid header name {name[:80]!r}")
     lower = name.lower()
     if lower in _REFUSED_HEADERS:
@@ -405,6 +432,8 @@ class Response:
 
 def status_line(code: int) -> str:
     """``"404 Not Found"`` for 404 (``"NNN Error"`` for a code without a standard phrase)."""
+    from http import HTTPStatus  # error replies only: its enum costs a CGI start-up
+
     try:
         return f"{code} {HTTPStatus(code).phrase}"
     except ValueError:
