@@ -73,7 +73,7 @@ class Backend:
     def port(self) -> int:
         for address in self.addresses:
             # "127.0.0.1:9000", "[::1]:9000" (or an older "('127.0.0.1', 9000)")
-            match = re.match(r"(?:\('[^']*', |\[[0-9a-fA-F:.]*\]:|[0-9.]+:)(\d+)", address)
+            match = re.search(r"(?:\('[^']*', |\[[0-9a-fA-F:.]*\]:|[0-9.]+:)(\d+)", address)
             if match:
                 return int(match.group(1))
         raise AssertionError(f"no TCP listener in {self.addresses}")

@@ -301,17 +301,21 @@ def serve(args: argparse.Namespace) -> int:
         specs = [parse_bind(a) for a in args.bind or ()]
         listeners = [open_listener(spec, socket_mode=args.socket_mode, backlog=args.backlog)
                      for spec in specs]
-        names = [str(spec) if spec.kind == "fd" else describe_listener(sock)
+        # As a person writes them; an inherited socket also shows what it is.
+        names = [f"{spec} ({describe_listener(sock)})" if spec.kind == "fd"
+                 else describe_listener(sock)
                  for spec, sock in zip(specs, listeners, strict=True)]
         if not listeners:
             listeners = systemd_listeners()
-            names = [f"fd:{sock.fileno()} (systemd)" for sock in listeners]
+            names = [f"fd:{sock.fileno()} ({describe_listener(sock)}, from systemd)"
+                     for sock in listeners]
         if not listeners:
             fd0 = inherited_fd0()
             listeners = [fd0] if fd0 is not None else [
                 open_listener(parse_bind(DEFAULT_BIND), backlog=args.backlog)
             ]
-            names = ["fd:0" if fd0 is not None else describe_listener(listeners[0])]
+            names = [f"fd:0 ({describe_listener(fd0)})" if fd0 is not None
+                     else describe_listener(listeners[0])]
         owned = [spec.path for spec in specs if spec.kind == "unix"]
         if args.socket_owner:
             for path in owned:

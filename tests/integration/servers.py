@@ -937,7 +937,7 @@ class WsgiwireBackend(ManagedProcess):
         """The TCP port of the first listening socket (as logged by the server)."""
         for address in self.addresses:
             # "127.0.0.1:9000", "[::1]:9000" (or an older "('127.0.0.1', 9000)")
-            match = re.match(r"(?:\('[^']*', |\[[0-9a-fA-F:.]*\]:|[0-9.]+:)(\d+)", address)
+            match = re.search(r"(?:\('[^']*', |\[[0-9a-fA-F:.]*\]:|[0-9.]+:)(\d+)", address)
             if match:
                 return int(match.group(1))
         raise HarnessError(f"no TCP listener among {self.addresses}")

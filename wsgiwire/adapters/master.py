@@ -536,8 +536,8 @@ class Server:
             log.info("worker %d (generation %d) exited after %d requests (max-requests); "
                      "replacing it", pid, generation, served)
         else:
-            log.warning("worker %d (generation %d) died (%s) after %.1f s; replacing it",
-                        pid, generation, _describe_status(code), lived)
+            log.warning("worker %d died (%s) after %.1f s (generation %d); replacing it",
+                        pid, _describe_status(code), lived, generation)
         self.respawns += 1
         # A clean exit (--max-requests) is a recycle, never a crash loop.
         if code != 0 and lived < _QUICK_DEATH:
