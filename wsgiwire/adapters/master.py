@@ -76,6 +76,7 @@ _QUICK_DEATH = 1.0
 _BACKOFF_FIRST = 0.1
 _BACKOFF_MAX = 10.0
 _FAST_STOP_WAIT = 1.0
+_STRAGGLER_GRACE = 5.0
 _REPORT_SIZE = 2048  # one boot report (pid, message) fits in an atomic pipe write
 
 # Signals that must never end the master silently: logged and otherwise ignored.
@@ -139,6 +140,7 @@ class Child:
     started: float
     ready: bool = False
     retiring: str = ""  # why it was told to stop ("" while it is wanted)
+    retired_at: float = 0.0
 
 
 class Server:
@@ -265,6 +267,7 @@ class Server:
                     break
                 self._check_ready()
                 self._reconcile()
+                self._kill_stragglers()
                 self._watchdog()
                 if watcher.active and self._served:
                     why = watcher.poll()
@@ -379,6 +382,7 @@ class Server:
         for child in self.children.values():
             if not child.retiring and which(child):
                 child.retiring = why
+                child.retired_at = time.monotonic()
                 count += 1
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(child.pid, signal.SIGTERM)
@@ -427,11 +431,19 @@ class Server:
             return None
         self._slots_short = False
         board.assign(slot, 0)
-        pid = os.fork()
+        # Signals stay blocked across fork() until the child has reset the master's
+        # handlers: a SIGTERM that reaches it sooner kills it, instead of being
+        # swallowed by a copy of the master's handler.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, (*_HANDLED, signal.SIGCHLD))
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            raise
         if pid == 0:  # the worker
             code = 0
             try:
-                code = self._worker_main(slot, generation)
+                code = self._worker_main(slot, generation, blocked)
             except BaseException:
                 traceback.print_exc()
                 code = 1
@@ -440,20 +452,22 @@ class Server:
                     sys.stdout.flush()
                     sys.stderr.flush()
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         board.assign(slot, pid)
         self.children[pid] = Child(pid, slot, generation, time.monotonic())
         return pid
 
-    def _worker_main(self, slot: int, generation: int) -> int:
-        set_process_name(f"wsgiwire w{slot + 1}")
+    def _worker_main(self, slot: int, generation: int, mask: set[int | signal.Signals]) -> int:
+        signal.set_wakeup_fd(-1)
         for signum in (*_HANDLED, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
-        signal.set_wakeup_fd(-1)
         for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, *_IGNORED):
             signal.signal(signum, signal.SIG_IGN)
         # SIGQUIT (fast stop) ends a worker at once, even while it loads the app,
         # and never with a core dump.
         signal.signal(signal.SIGQUIT, _exit_now)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a pending SIGTERM ends it here
+        set_process_name(f"wsgiwire w{slot + 1}")
         if self.config.stats_listener is not None:
             close_quietly(self.config.stats_listener)
         if self._report_r is not None:
@@ -550,6 +564,20 @@ class Server:
         else:
             self._quick_deaths = 0
             self._respawn_at = 0.0
+
+    def _kill_stragglers(self) -> None:
+        """A worker told to stop that is still there well after the graceful timeout
+        (an app that caught SIGTERM, a stuck C call) is killed, with a log line."""
+        limit = self.config.graceful_timeout + _STRAGGLER_GRACE
+        now = time.monotonic()
+        for child in self.children.values():
+            if child.retiring and child.retired_at and now - child.retired_at > limit:
+                log.warning("worker %d (generation %d) still running %.0f s after it was "
+                            "told to stop (%s); killed", child.pid, child.generation,
+                            now - child.retired_at, child.retiring)
+                child.retired_at = 0.0  # once
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGKILL)
 
     def _signal_children(self, signum: int) -> None:
         for pid in list(self.children):
