@@ -156,11 +156,12 @@ class Server:
         self.listen_names = list(listen_names) if listen_names is not None else [
             describe_listener(sock) for sock in config.listeners
         ]
-        # Generous: the serving generation, one loading, several still draining
-        # after quick reloads, and SIGTTIN's extra workers. A spawn that finds
-        # them all in use waits for a slot to free.
-        self.max_workers = max(4 * config.workers, config.workers + 8) if config.workers else 0
-        self.board = Scoreboard(2 * self.max_workers) if config.workers >= 1 else None
+        # Room for the serving generation, one loading, and workers still draining
+        # after quick reloads; a spawn that finds every slot in use waits for one
+        # to free. Not more: workers scan every slot to balance their accepts.
+        slots = 3 * config.workers + 4
+        self.max_workers = 2 * config.workers + 2 if config.workers else 0  # SIGTTIN's cap
+        self.board = Scoreboard(slots) if config.workers >= 1 else None
         self.children: dict[int, Child] = {}
         self.desired = config.workers
         self.generation = 0  # the serving generation
@@ -461,7 +462,9 @@ class Server:
         signal.set_wakeup_fd(-1)
         for signum in (*_HANDLED, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)
-        for signum in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, *_IGNORED):
+        # SIGUSR1 while the app loads: nothing to reopen yet (its files are new).
+        for signum in (signal.SIGHUP, signal.SIGUSR1, signal.SIGTTIN, signal.SIGTTOU,
+                       *_IGNORED):
             signal.signal(signum, signal.SIG_IGN)
         # SIGQUIT (fast stop) ends a worker at once, even while it loads the app,
         # and never with a core dump.
