@@ -180,6 +180,7 @@ class Server:
         self._quick_deaths = 0
         self._respawn_at = 0.0
         self._slots_short = False
+        self._fork_failing = False
         self._boot_errors: dict[int, str] = {}
         self._report_r: socket.socket | None = None
         self._report_w: socket.socket | None = None
@@ -274,6 +275,13 @@ class Server:
                     why = watcher.poll()
                     if why:
                         self._start_generation(why)
+        except BaseException:
+            # Never leave workers behind: they go before the socket files do.
+            log.exception("the master failed; stopping its workers")
+            self._fast = True
+            self._stop_children()
+            raise
+        else:
             code = self._stop_children() or self._exit_code
             if self._startup_error:
                 print(f"wsgiwire: cannot load the application: {self._startup_error}",
@@ -402,7 +410,7 @@ class Server:
                 if self._spawn(self.generation) is None:
                     break
         pending = self.pending
-        if pending is not None:
+        if pending is not None and (not self._fork_failing or now >= self._respawn_at):
             for _ in range(self.desired - len(self._members(pending))):
                 if self._spawn(pending) is None:
                     break
@@ -438,6 +446,14 @@ class Server:
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, (*_HANDLED, signal.SIGCHLD))
         try:
             pid = os.fork()
+        except OSError as exc:  # EAGAIN (RLIMIT_NPROC), ENOMEM: try again later
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            board.free(slot)
+            if not self._fork_failing:
+                log.error("cannot start a worker: %s; trying again", exc.strerror)
+            self._fork_failing = True
+            self._respawn_at = time.monotonic() + 1.0
+            return None
         except BaseException:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             raise
@@ -454,6 +470,7 @@ class Server:
                     sys.stderr.flush()
                 os._exit(code)
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        self._fork_failing = False
         board.assign(slot, pid)
         self.children[pid] = Child(pid, slot, generation, time.monotonic())
         return pid
