@@ -16,6 +16,8 @@ counts every answer that is not 2xx:
 * SIGUSR1: every worker reopens its log file (the app's ``FileHandler``); nothing else
   changes (same workers, same generation, zero errors);
 * SIGTTIN/SIGTTOU: the worker count follows;
+* SIGUSR2, SIGALRM, SIGPIPE: logged and ignored; SIGQUIT: stops at once, even with a
+  request in flight;
 * ``--touch-reload FILE``: touching FILE reloads, with zero errors.
 """
 
@@ -365,3 +367,37 @@ def test_touch_reload_starts_a_new_generation(stage: Stage, tmp_path: Path) -> N
         assert not run.failures, run.summary()
         assert backend.stats()["generation"] == 1
         assert f"reloading ({touched} was touched)" in backend.output()
+
+
+def test_other_signals_are_logged_and_ignored_and_sigquit_stops_at_once(
+    stage: Stage, tmp_path: Path
+) -> None:
+    options = ("--workers", "2", "--graceful-timeout", "20")
+    with ops_backend(stage, tmp_path, options) as backend, nginx_in_front(backend) as nginx:
+        first = backend.worker_pids()
+        with load(nginx.port, "/a/hello,/b/hello") as result:
+            for signum in (signal.SIGUSR2, signal.SIGALRM, signal.SIGPIPE):
+                backend.signal(signum)
+            wait_until(lambda: "SIGALRM ignored" in backend.output(), timeout=2.0,
+                       what="the master logs the signals it ignores")
+            assert alive(backend.pid) and settled(backend, 2) == first
+        run = result[0]
+        assert not run.failures, run.summary()
+        assert "SIGUSR2 ignored" in backend.output()
+        # A request that would run for 10 s does not hold up a fast stop.
+        def slow_request() -> None:
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                nginx.request("GET", "/slow/sleep?10")
+
+        slow = threading.Thread(target=slow_request, daemon=True)
+        slow.start()
+        wait_until(lambda: any(w["request"].startswith("GET /slow")
+                               for w in backend.workers("")), timeout=3.0,
+                   what="the slow request runs")
+        backend.signal(signal.SIGQUIT)
+        began = time.monotonic()
+        assert backend.wait_stopped(3.0) == 0, backend.output()
+        stopped_in = time.monotonic() - began
+        assert not any(alive(pid) for pid in first)
+        assert "SIGQUIT: stopping now" in backend.output()
+        print(f"SIGQUIT: stopped in {stopped_in:.2f} s with a request in flight")
