@@ -72,9 +72,10 @@ class Backend:
     @property
     def port(self) -> int:
         for address in self.addresses:
-            match = re.match(r"\('([^']*)', (\d+)", address)
+            # "127.0.0.1:9000", "[::1]:9000" (or an older "('127.0.0.1', 9000)")
+            match = re.search(r"(?:\('[^']*', |\[[0-9a-fA-F:.]*\]:|[0-9.]+:)(\d+)", address)
             if match:
-                return int(match.group(2))
+                return int(match.group(1))
         raise AssertionError(f"no TCP listener in {self.addresses}")
 
 

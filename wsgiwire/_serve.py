@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import grp
 import logging
 import os
+import pwd
 import sys
+import tempfile
 from typing import TYPE_CHECKING, TextIO
 
-from . import __version__
-from .apploader import AppLoadError, check_app_spec, load_app
+from .apploader import AppLoadError, check_app_spec, describe_load_error, load_app
 from .limits import DEFAULT_LIMITS, Limits
 
 if TYPE_CHECKING:
@@ -26,7 +28,21 @@ def _octal(text: str) -> int:
     return int(text, 8)
 
 
+SIGNALS_HELP = """\
+signals (to the master, whose pid --pid-file holds):
+  TERM, INT   graceful stop: in-flight requests finish (--graceful-timeout)
+  QUIT        fast stop: in-flight requests are cut
+  HUP         reload: new workers load the app afresh; the old ones drain only
+              once every new one is ready. If the new code cannot load, one
+              line is logged and the old workers go on serving
+  USR1        reopen log files (after logrotate), in the master and workers
+  TTIN, TTOU  one worker more, one worker fewer
+"""
+
+
 def add_serve_options(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = SIGNALS_HELP
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     add = parser.add_argument
     add("--protocol", "-p", choices=PROTOCOLS, default="fastcgi",
         help="gateway protocol (default: fastcgi); cgi serves one request over the environment")
@@ -64,8 +80,11 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--user", help="switch to this user after binding (when root)")
     group.add_argument("--group", help="switch to this group after binding (when root)")
     group.add_argument("--reload", action="store_true",
-                       help="development: restart workers when a .py file under the "
-                       "working directory changes")
+                       help="development: reload (as SIGHUP does) when a .py file under "
+                       "the working directory changes")
+    group.add_argument("--touch-reload", action="append", default=[], metavar="FILE",
+                       help="reload (as SIGHUP does) when FILE's modification time changes "
+                       "(`touch FILE` after a deploy); repeatable")
     group.add_argument("--stats", metavar="ADDR",
                        help="serve a JSON status (workers, requests, errors, busy threads, "
                        "queue) on this address")
@@ -353,6 +372,58 @@ def _wrap(app: WSGIApp, args: argparse.Namespace) -> WSGIApp:
     return app
 
 
+class StartupError(Exception):
+    """A mistake in the command line or the host, found before anything starts."""
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """The checks that need no socket and no app: one line each, exit status 2."""
+    for option, value in (("--workers", args.workers), ("--threads", args.threads),
+                          ("--max-requests", args.max_requests),
+                          ("--max-requests-jitter", args.max_requests_jitter),
+                          ("--graceful-timeout", args.graceful_timeout),
+                          ("--backlog", args.backlog)):
+        if value < 0:
+            raise StartupError(f"{option} must be 0 or more, not {value}")
+    if args.user is not None and not args.user.isdigit():
+        try:
+            pwd.getpwnam(args.user)
+        except KeyError:
+            raise StartupError(f"--user {args.user}: no such user") from None
+    if args.group is not None and not args.group.isdigit():
+        try:
+            grp.getgrnam(args.group)
+        except KeyError:
+            raise StartupError(f"--group {args.group}: no such group") from None
+    if args.pid_file is not None:
+        _check_writable("--pid-file", args.pid_file)
+    for bind in args.bind or ():
+        if bind.startswith("unix:") and len(bind) > 5:
+            _check_writable("--bind", bind[5:], what="socket", shown=bind)
+
+
+def _check_writable(option: str, path: str, what: str = "file", shown: str = "") -> None:
+    """Can this process create ``path`` (or, for an existing file, rewrite it)? Tried for
+    real, with a scratch file, as ``access()`` says yes to root on a read-only mount."""
+    option = f"{option} {shown or path}"
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise StartupError(f"{option}: directory {directory} does not exist")
+    if what == "file" and os.path.lexists(path):
+        try:
+            with open(path, "a"):
+                return
+        except OSError as exc:
+            raise StartupError(f"{option}: cannot write it ({exc.strerror})") from None
+    try:
+        fd, scratch = tempfile.mkstemp(prefix=".wsgiwire-check-", dir=directory)
+    except OSError as exc:
+        raise StartupError(f"{option}: cannot create the {what} in {directory} "
+                           f"({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(scratch)
+
+
 def serve(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     log = logging.getLogger("wsgiwire")
@@ -361,7 +432,8 @@ def serve(args: argparse.Namespace) -> int:
     try:
         limits = _limits(args)
         prepare_process(args)
-    except (TypeError, ValueError) as exc:
+        _check_options(args)
+    except (TypeError, ValueError, StartupError) as exc:
         print(f"wsgiwire: {exc}", file=sys.stderr)
         return 2
     preload = args.protocol == "cgi" or args.workers < 1 or args.preload
@@ -371,8 +443,12 @@ def serve(args: argparse.Namespace) -> int:
         else:
             check_app_spec(args.app)
             app = None
-    except AppLoadError as exc:
-        print(f"wsgiwire: {exc}", file=sys.stderr)
+    except (Exception, SystemExit) as exc:  # the app's import may raise anything
+        if isinstance(exc, AppLoadError) and not preload:
+            print(f"wsgiwire: {exc}", file=sys.stderr)  # the module is not there at all
+        else:
+            print(f"wsgiwire: cannot load the application: {describe_load_error(exc)}",
+                  file=sys.stderr)
         return 2
     if args.protocol == "cgi":
         from .adapters.cgi import run
@@ -390,19 +466,28 @@ def serve(args: argparse.Namespace) -> int:
         parse_bind,
         systemd_listeners,
     )
+    from .adapters.master import describe_listener
     from .adapters.runtime import Server, ServerConfig
 
     try:
         specs = [parse_bind(a) for a in args.bind or ()]
         listeners = [open_listener(spec, socket_mode=args.socket_mode, backlog=args.backlog)
                      for spec in specs]
+        # As a person writes them; an inherited socket also shows what it is.
+        names = [f"{spec} ({describe_listener(sock)})" if spec.kind == "fd"
+                 else describe_listener(sock)
+                 for spec, sock in zip(specs, listeners, strict=True)]
         if not listeners:
             listeners = systemd_listeners()
+            names = [f"fd:{sock.fileno()} ({describe_listener(sock)}, from systemd)"
+                     for sock in listeners]
         if not listeners:
             fd0 = inherited_fd0()
             listeners = [fd0] if fd0 is not None else [
                 open_listener(parse_bind(DEFAULT_BIND), backlog=args.backlog)
             ]
+            names = [f"fd:0 ({describe_listener(fd0)})" if fd0 is not None
+                     else describe_listener(listeners[0])]
         owned = [spec.path for spec in specs if spec.kind == "unix"]
         if args.socket_owner:
             for path in owned:
@@ -412,11 +497,6 @@ def serve(args: argparse.Namespace) -> int:
     except BindError as exc:
         print(f"wsgiwire: {exc}", file=sys.stderr)
         return 2
-    for sock in listeners:
-        log.info("wsgiwire %s serving %s on %s", __version__, args.protocol,
-                 sock.getsockname() or "an inherited socket")
-    if stats is not None:
-        log.info("status page on %s", stats.getsockname())
     app_spec = args.app
 
     def load() -> WSGIApp:
@@ -443,5 +523,7 @@ def serve(args: argparse.Namespace) -> int:
         user=args.user,
         group=args.group,
         reload_dirs=[os.getcwd()] if args.reload else [],
+        touch_reload=[os.path.abspath(path) for path in args.touch_reload],
     )
-    return Server(config).serve()
+    # The server logs "serving PROTOCOL on ADDRESS" once its workers serve.
+    return Server(config, names).serve()

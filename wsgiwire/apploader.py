@@ -6,11 +6,13 @@ import importlib
 import importlib.util
 import os
 import sys
+import sysconfig
+import traceback
 from typing import cast
 
 from .core.gateway import WSGIApp
 
-__all__ = ["AppLoadError", "check_app_spec", "load_app"]
+__all__ = ["AppLoadError", "check_app_spec", "describe_load_error", "load_app"]
 
 DEMO_APP = "wsgiwire.demo:app"
 
@@ -88,3 +90,53 @@ def check_app_spec(spec: str | None, *, cwd: str | None = None) -> None:
         raise AppLoadError(
             f"cannot import module {module_name!r} (searched {directory} and sys.path)"
         )
+
+
+_MESSAGE_LIMIT = 1000
+_OURS = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_LIBRARIES = tuple(
+    os.path.abspath(path) + os.sep
+    for path in {sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib",
+                                                       "platlib")}
+    if path
+)
+
+
+def _shown_path(filename: str) -> str:
+    """``filename`` relative to the working directory when it lies under it."""
+    path = os.path.abspath(filename)
+    here = os.getcwd() + os.sep
+    return path[len(here):] if path.startswith(here) else filename
+
+
+def describe_load_error(exc: BaseException) -> str:
+    """One line for an application that failed to load: where, and what.
+
+    ``app.py:12: RuntimeError: no DATABASE_URL`` names the deepest frame of the
+    application's own code (not importlib's, not wsgiwire's; a library's frame
+    only when the app has none); a ``SyntaxError`` names the line it points
+    at. CR, LF and other control characters are escaped, and the line is
+    bounded, so it is safe to log.
+    """
+    if isinstance(exc, AppLoadError):
+        text = str(exc)
+    else:
+        where = ""
+        if isinstance(exc, SyntaxError) and exc.filename:
+            where = f"{_shown_path(exc.filename)}:{exc.lineno}"
+            what = f"{type(exc).__name__}: {exc.msg}"
+        else:
+            what = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            frames = [
+                frame for frame in traceback.extract_tb(exc.__traceback__)
+                if not frame.filename.startswith(("<frozen ", _OURS))
+            ]
+            own = [frame for frame in frames if not frame.filename.startswith(_LIBRARIES)]
+            chosen = (own or frames)[-1:]
+            if chosen:
+                where = f"{_shown_path(chosen[0].filename)}:{chosen[0].lineno}"
+        text = f"{where}: {what}" if where else what
+    text = text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    if len(text) > _MESSAGE_LIMIT:
+        text = text[:_MESSAGE_LIMIT] + "..."
+    return text

@@ -60,7 +60,7 @@ T = TypeVar("T")
 
 POLL = 0.01
 REQUEST_TIMEOUT = 20.0
-_STATS_LINE = re.compile(r"status page on \('([^']*)', (\d+)\)")
+_STATS_LINE = re.compile(r"status page on \(?'?([0-9.]+)'?(?::|, )(\d+)")
 
 
 # ---------------------------------------------------------------------------------------

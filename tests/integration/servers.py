@@ -966,7 +966,8 @@ class WsgiwireBackend(ManagedProcess):
     def port(self) -> int:
         """The TCP port of the first listening socket (as logged by the server)."""
         for address in self.addresses:
-            match = re.match(r"\('([^']*)', (\d+)", address)
+            # "127.0.0.1:9000", "[::1]:9000" (or an older "('127.0.0.1', 9000)")
+            match = re.search(r"(?:\('[^']*', |\[[0-9a-fA-F:.]*\]:|[0-9.]+:)(\d+)", address)
             if match:
-                return int(match.group(2))
+                return int(match.group(1))
         raise HarnessError(f"no TCP listener among {self.addresses}")

@@ -9,8 +9,8 @@ what an operator would see: pids, files, log lines, exit statuses, the status pa
 * ``--request-timeout 1`` kills a worker stuck in a request, logs one line naming
   it, and a replacement serves the next request;
 * ``--reload`` runs new code in new workers after a ``.py`` file changes;
-* an app that raises at import: exit status 3, its traceback, no fork loop; an unknown
-  module: exit status 2 and one line;
+* an app that raises at import: exit status 2 and one line naming the app's file:line,
+  no fork loop; an unknown module: exit status 2 and one line;
 * ``--threads 2 --queue 1``: overload is refused at once (FCGI_OVERLOADED; 503 for
   uwsgi), not queued;
 * ``--access-log``: one line per request;
@@ -281,7 +281,10 @@ def test_reload_runs_new_code_after_a_source_file_changes(stage: Stage, tmp_path
         wait_until(lambda: answer_version(target) == "version v2", timeout=RELOAD_WITHIN,
                    what="new code answers", interval=0.05)
         took = time.monotonic() - changed
-        assert not backend.worker_pids() & old
+        # The new worker serves as soon as it is ready; the master then tells the old
+        # one to drain (within a loop turn).
+        wait_until(lambda: not backend.worker_pids() & old, timeout=2.0,
+                   what="the old worker stops accepting")
         assert "reloading (a source file changed)" in backend.output()
         print(f"--reload: new code answered {took:.2f} s after the edit")
 
@@ -303,19 +306,21 @@ def test_reload_notices_an_edit_made_right_after_start(stage: Stage, tmp_path: P
 # Applications that cannot be loaded
 
 
-def test_an_app_failing_at_import_exits_3_with_its_traceback_and_no_fork_loop(
+def test_an_app_failing_at_import_exits_2_with_one_line_and_no_fork_loop(
     stage: Stage, tmp_path: Path
 ) -> None:
     argv = serve_argv("ops_broken", "--workers", "2", f"--bind={LOOPBACK}:0")
     code, output, elapsed = run_to_exit(stage, tmp_path, argv, timeout=10.0)
-    assert code == 3, output
+    assert code == 2, output
     assert elapsed < 5.0, output
-    assert "Traceback (most recent call last)" in output
-    assert "RuntimeError: ops_broken: this module refuses to import" in output
-    # One attempt per worker slot, no replacements forked after them.
-    starts = output.count("cannot load the application")
-    assert 1 <= starts <= 2, output
-    print(f"broken app: exit 3 after {elapsed:.2f} s, {starts} worker start(s)")
+    source = (stage.root / "ops_broken.py").read_text().splitlines()
+    line = next(n for n, text in enumerate(source, 1) if text.startswith("raise "))
+    # Once, not once per worker; the app's own frame, no importlib noise, no traceback.
+    assert output.strip().splitlines() == [
+        f"wsgiwire: cannot load the application: ops_broken.py:{line}: RuntimeError: "
+        "ops_broken: this module refuses to import"
+    ], output
+    print(f"broken app: exit 2 after {elapsed:.2f} s")
 
 
 def test_an_unknown_module_exits_2_with_one_line(stage: Stage, tmp_path: Path) -> None:

@@ -123,6 +123,8 @@ class ServerConfig:
     group: str | None = None
     # Development: restart workers when a Python file under these directories changes.
     reload_dirs: list[str] = field(default_factory=list)
+    # Reload when one of these files is touched (its mtime changes): --touch-reload.
+    touch_reload: list[str] = field(default_factory=list)
 
     def load_app(self) -> WSGIApp:
         if self.app is not None:

@@ -1,7 +1,8 @@
 """An application module that fails while being imported (``wsgiwire serve ops_broken``).
 
-A worker that cannot load its application must make ``wsgiwire serve`` exit with
-status 3 and the traceback, instead of forking replacements in a loop.
+A first generation of workers that cannot load the application makes ``wsgiwire
+serve`` exit with status 2 and one line (this file:line and the exception), instead of
+forking replacements in a loop.
 """
 
 from __future__ import annotations
