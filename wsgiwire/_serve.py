@@ -8,9 +8,11 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from . import __version__
+from . import __version__, logs
+from .accesslog import ATOMS, AccessLog
 from .apploader import AppLoadError, check_app_spec, load_app
 from .limits import DEFAULT_LIMITS, Limits
+from .logs import LOG_FORMATS
 
 if TYPE_CHECKING:
     from .adapters.runtime import ProtocolDriver
@@ -20,6 +22,7 @@ __all__ = ["add_serve_options", "serve"]
 
 PROTOCOLS = ("fastcgi", "scgi", "uwsgi", "cgi")
 DEFAULT_BIND = "127.0.0.1:9000"
+DEFAULT_STATS = "127.0.0.1:9191"  # uWSGI's customary stats port
 
 
 def _octal(text: str) -> int:
@@ -66,9 +69,10 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--reload", action="store_true",
                        help="development: restart workers when a .py file under the "
                        "working directory changes")
-    group.add_argument("--stats", metavar="ADDR",
-                       help="serve a JSON status (workers, requests, errors, busy threads, "
-                       "queue) on this address")
+    group.add_argument("--stats", nargs="?", const=DEFAULT_STATS, metavar="ADDR",
+                       help="serve the status: JSON at / (uwsgitop reads it), Prometheus "
+                       f"at /metrics; ADDR: HOST:PORT or unix:/path (default {DEFAULT_STATS}, "
+                       "loopback only)")
 
     group = parser.add_argument_group("limits and timeouts")
     group.add_argument("--max-body", type=int, default=DEFAULT_LIMITS.max_body_size,
@@ -119,19 +123,36 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
                        "then restarts workers but cannot re-import the app)")
     group.add_argument("--debug", action="store_true",
                        help="show tracebacks in error responses (never in production)")
+
+    # Operations: logs (wsgiwire/logs.py, wsgiwire/accesslog.py)
+    group = parser.add_argument_group(
+        "logs", "wsgiwire configures only its own loggers (wsgiwire, wsgiwire.access), "
+        "never the root logger; log files are reopened on SIGUSR1 (logrotate)")
     group.add_argument("--access-log", action="store_true",
-                       help="log one line per request (logger wsgiwire.access)")
+                       help="log one line per request (logger wsgiwire.access; to stderr "
+                       "unless --access-log-file)")
+    group.add_argument("--access-log-file", metavar="PATH",
+                       help="write the access log to PATH (implies --access-log)")
+    group.add_argument("--access-log-format", metavar="FORMAT",
+                       help="gunicorn-style atoms, e.g. '%%(h)s \"%%(r)s\" %%(s)s %%(D)s'; "
+                       "default: the combined format plus the request time in seconds; "
+                       "atoms: " + "; ".join(f"%%({k})s {v}" for k, v in ATOMS.items()))
+    group.add_argument("--log-file", metavar="PATH",
+                       help="write wsgiwire's own log to PATH instead of stderr")
+    group.add_argument("--log-format", choices=LOG_FORMATS, default="text",
+                       help="text (default) or json: one JSON object per line")
     group.add_argument("--log-level", default="info",
                        choices=("debug", "info", "warning", "error"),
                        help="logging level (default: info)")
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(
+    level: str, *, log_file: str | None = None, access_log_file: str | None = None,
+    log_format: str = "text",
+) -> None:
+    """The ``wsgiwire`` loggers only (see :mod:`wsgiwire.logs`); never the root logger."""
+    logs.configure_logging(level, log_file=log_file, access_log_file=access_log_file,
+                           log_format=log_format)
 
 
 def _limits(args: argparse.Namespace) -> Limits:
@@ -185,9 +206,31 @@ def _wrap(app: WSGIApp, args: argparse.Namespace) -> WSGIApp:
     return app
 
 
+def _reach(address: object) -> str:
+    """Who can reach the status listener at ``address``, said plainly."""
+    if isinstance(address, tuple):
+        host = str(address[0])
+        if host.startswith("127.") or host in ("::1", "localhost"):
+            return "loopback only"
+        return "reachable from the network: put it behind a firewall"
+    return "a unix socket, mode 660"
+
+
 def serve(args: argparse.Namespace) -> int:
-    configure_logging(args.log_level)
+    try:
+        configure_logging(args.log_level, log_file=args.log_file,
+                          access_log_file=args.access_log_file, log_format=args.log_format)
+    except OSError as exc:
+        print(f"wsgiwire: cannot open a log file: {exc}", file=sys.stderr)
+        return 2
     log = logging.getLogger("wsgiwire")
+    access_log = bool(args.access_log or args.access_log_file)
+    if access_log:
+        try:
+            AccessLog(args.access_log_format)
+        except ValueError as exc:
+            print(f"wsgiwire: --access-log-format: {exc}", file=sys.stderr)
+            return 2
     try:
         limits = _limits(args)
     except (TypeError, ValueError) as exc:
@@ -245,7 +288,9 @@ def serve(args: argparse.Namespace) -> int:
         log.info("wsgiwire %s serving %s on %s", __version__, args.protocol,
                  sock.getsockname() or "an inherited socket")
     if stats is not None:
-        log.info("status page on %s", stats.getsockname())
+        where = stats.getsockname()
+        log.info("status page on %s (JSON at /, Prometheus at /metrics; %s)", where,
+                 _reach(where))
     app_spec = args.app
 
     def load() -> WSGIApp:
@@ -265,7 +310,8 @@ def serve(args: argparse.Namespace) -> int:
         graceful_timeout=args.graceful_timeout,
         max_requests=args.max_requests,
         max_requests_jitter=args.max_requests_jitter,
-        access_log=args.access_log,
+        access_log=access_log,
+        access_log_format=args.access_log_format,
         pid_file=args.pid_file,
         stats_listener=stats,
         user=args.user,

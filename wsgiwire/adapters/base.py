@@ -115,6 +115,8 @@ class ServerConfig:
     max_requests: int = 0
     max_requests_jitter: int = 0
     access_log: bool = False
+    # gunicorn-style atoms (wsgiwire.accesslog); None: combined + request time.
+    access_log_format: str | None = None
     pid_file: str | None = None
     stats_listener: socket.socket | None = None
     user: str | None = None

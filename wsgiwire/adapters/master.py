@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import grp
-import json
 import logging
 import os
 import pwd
@@ -34,6 +33,7 @@ from typing import Any
 from .base import ServerConfig
 from .listeners import close_quietly, remove_socket_file
 from .scoreboard import Scoreboard
+from .stats import Totals, serve_stats, status
 from .worker import Worker
 
 __all__ = ["BOOT_FAILED", "Server", "drop_privileges"]
@@ -76,7 +76,11 @@ class Server:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
-        self.board = Scoreboard(2 * config.workers) if config.workers >= 1 else None
+        self.board = (
+            Scoreboard(2 * config.workers, config.threads) if config.workers >= 1 else None
+        )
+        # What reaped workers counted (the status page adds the live ones).
+        self.totals = Totals()
         # pid -> slot, started, generation
         self.children: dict[int, tuple[int, float, int]] = {}
         self.generation = 0
@@ -229,6 +233,7 @@ class Server:
             slot, started, generation = self.children.pop(pid, (-1, 0.0, -1))
             if slot < 0:
                 continue
+            self.totals.absorb(self._board(), slot)
             self._board().free(slot)
             code = os.waitstatus_to_exitcode(status)
             if code == BOOT_FAILED:
@@ -298,58 +303,13 @@ class Server:
                         changed = True
         return changed
 
-    # -- status page ------------------------------------------------------------
+    # -- status page (adapters/stats.py) ----------------------------------------
     def stats(self) -> dict[str, Any]:
-        workers = []
-        if self.board is not None:
-            now = time.monotonic()
-            for info in self.board.all():
-                workers.append({
-                    "pid": info.pid,
-                    "state": ("free", "accepting", "draining", "booting")[info.state],
-                    "connections": info.connections,
-                    "requests": info.requests,
-                    "errors": info.errors,
-                    "busy_threads": info.busy_threads,
-                    "queued": info.queued,
-                    "busy_for": round(now - info.busy_since, 3) if info.busy_since else 0,
-                    "request": info.label if info.busy_since else "",
-                })
-        return {
-            "version": _version(),
-            "protocol": self.config.driver.name,
-            "pid": os.getpid(),
-            "uptime": round(time.time() - self.started, 3),
-            "generation": self.generation,
-            "workers": workers,
-            "requests": sum(w["requests"] for w in workers),
-            "errors": sum(w["errors"] for w in workers),
-            "busy_threads": sum(w["busy_threads"] for w in workers),
-            "queued": sum(w["queued"] for w in workers),
-        }
+        return status(self)
 
     def _serve_stats(self, listener: socket.socket | None) -> None:
-        if listener is None:
-            return
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return
-        with conn:
-            conn.settimeout(0.2)
-            payload = json.dumps(self.stats(), indent=1).encode() + b"\n"
-            try:
-                first = conn.recv(1024)
-            except OSError:
-                first = b""
-            if first.startswith((b"GET ", b"HEAD ")):
-                head = (
-                    "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
-                ).encode()
-                payload = head + (b"" if first.startswith(b"HEAD ") else payload)
-            with contextlib.suppress(OSError):
-                conn.sendall(payload)
+        if listener is not None:
+            serve_stats(self, listener)
 
     # -- stopping ---------------------------------------------------------------
     def _stop_children(self) -> int:
@@ -398,9 +358,3 @@ def _describe_status(code: int) -> str:
         except ValueError:
             return f"signal {-code}"
     return f"exit status {code}"
-
-
-def _version() -> str:
-    from .. import __version__
-
-    return __version__
