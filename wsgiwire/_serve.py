@@ -280,7 +280,12 @@ def serve(args: argparse.Namespace) -> int:
             for path in owned:
                 chown_socket(path, args.socket_owner)
         peers = PeerFilter(args.allow) if args.allow else PeerFilter.from_environ(os.environ)
-        stats = open_listener(parse_bind(args.stats)) if args.stats else None
+        stats = None
+        if args.stats:
+            stats_spec = parse_bind(args.stats)
+            stats = open_listener(stats_spec)
+            if stats_spec.kind == "unix":
+                owned.append(stats_spec.path)  # removed at exit, like the app's socket
     except BindError as exc:
         print(f"wsgiwire: {exc}", file=sys.stderr)
         return 2
