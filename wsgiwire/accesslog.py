@@ -242,12 +242,29 @@ class AccessLog:
         if position < len(self.format):
             self._parts.append(self.format[position:].replace("%%", "%"))
         self._logger = logging.getLogger(logs.ACCESS_LOGGER)
+        self._default = self.format == DEFAULT_FORMAT
 
     def line(self, environ: dict[str, Any], response: Response, duration: float) -> str:
+        if self._default:
+            return self._combined(environ, response, duration)
         request = _Request(environ, response, duration)
         return "".join(
             part if type(part) is str else part(request)  # type: ignore[operator]
             for part in self._parts
+        )
+
+    def _combined(self, env: dict[str, Any], response: Response, duration: float) -> str:
+        """DEFAULT_FORMAT, written out (the same line as the generic path, in half the time)."""
+        status = response.status
+        sent = response.sent
+        return (
+            f"{escape(env.get('REMOTE_ADDR') or '-')} - {escape(env.get('REMOTE_USER') or '-')} "
+            f"{self._clock.now()} \""
+            f"{escape(env.get('REQUEST_METHOD') or '-')} {escape(request_uri(env))} "
+            f"{escape(env.get('SERVER_PROTOCOL') or '-')}\" "
+            f"{status[:3] if status else '-'} {sent if sent else '-'} "
+            f"\"{escape(env.get('HTTP_REFERER') or '-')}\" "
+            f"\"{escape(env.get('HTTP_USER_AGENT') or '-')}\" {duration:.6f}"
         )
 
     def fields(self, environ: dict[str, Any], response: Response, duration: float) -> dict[
@@ -262,6 +279,10 @@ class AccessLog:
         """Write the line for a request that took ``duration`` seconds."""
         logger = self._logger
         if not logger.isEnabledFor(logging.INFO):
+            return
+        write = logs.access_writer(logger)
+        if write is not None:
+            write(self.line(environ, response, duration))
             return
         # A record made here skips Logger.findCaller's walk up the stack: the
         # access log's source line is always this one.

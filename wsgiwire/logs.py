@@ -20,11 +20,13 @@ the app's handlers.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import sys
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from typing import IO, Any
 
@@ -49,6 +51,8 @@ _TEXT_FORMAT = "%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s"
 _installed: list[tuple[logging.Logger, logging.Handler]] = []
 _lock = threading.Lock()
 _json = False
+# The handler configure_logging put on the access logger (for access_writer()).
+_access_handler: logging.Handler | None = None
 
 
 def json_format() -> bool:
@@ -130,6 +134,18 @@ class ReopenableFileHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def emit(self, record: logging.LogRecord) -> None:
         super().emit(record)
+        self._close_retired()
+
+    def write_line(self, line: str) -> None:
+        """Write one preformatted line (the access log's fast path; see access_writer)."""
+        self.acquire()
+        try:
+            self.stream.write(line + "\n")  # line-buffered: one write() per line
+        finally:
+            self.release()
+        self._close_retired()
+
+    def _close_retired(self) -> None:
         if self._retired is not None:
             self.acquire()
             try:
@@ -185,7 +201,7 @@ def configure_logging(
     else:
         main.setFormatter(TextFormatter())
         access.setFormatter(AccessTextFormatter())
-    global _json
+    global _json, _access_handler
     with _lock:
         _json = log_format == "json"
         _remove_installed()
@@ -199,6 +215,42 @@ def configure_logging(
         access_logger.addHandler(access)
         access_logger.propagate = False
         _installed.extend([(ours, main), (access_logger, access)])
+        _access_handler = access
+
+
+def access_writer(logger: logging.Logger) -> Callable[[str], None] | None:
+    """A direct writer for access lines, or None when the logging machinery must run.
+
+    With text format and nothing but our own handler on ``wsgiwire.access``
+    (no filter, no handler an app added), a line is written straight to the
+    handler's stream, without a LogRecord: the same bytes, at a fraction of
+    the cost per request. Anything else goes through ``logger.handle``.
+    """
+    handler = _access_handler
+    handlers = logger.handlers
+    if (
+        _json
+        or handler is None
+        or len(handlers) != 1
+        or handlers[0] is not handler
+        or logger.filters
+        or handler.filters
+    ):
+        return None
+    if isinstance(handler, ReopenableFileHandler):
+        return handler.write_line
+    if isinstance(handler, logging.StreamHandler):
+        return functools.partial(_write_stream_line, handler)
+    return None
+
+
+def _write_stream_line(handler: logging.StreamHandler, line: str) -> None:  # type: ignore[type-arg]
+    handler.acquire()
+    try:
+        handler.stream.write(line + "\n")
+        handler.stream.flush()
+    finally:
+        handler.release()
 
 
 def _remove_installed() -> None:
@@ -206,6 +258,8 @@ def _remove_installed() -> None:
         logger.removeHandler(handler)
         handler.close()
     _installed.clear()
+    global _access_handler
+    _access_handler = None
 
 
 def reopen_log_files() -> None:

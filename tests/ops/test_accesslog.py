@@ -114,3 +114,15 @@ def test_an_unknown_atom_is_refused_at_start() -> None:
 def test_json_fields_carry_each_atom() -> None:
     fields = AccessLog('%(h)s "%(r)s" %(s)s').fields(environ(b"/j\n"), response(), 0.0)
     assert fields == {"h": "127.0.0.1", "r": "GET /j\\x0A?q=/j\\x0A HTTP/1.1", "s": "200"}
+
+
+@pytest.mark.parametrize("raw", [*HOSTILE, pytest.param(b"/plain", id="plain")])
+def test_the_written_out_default_equals_the_generic_formatter(raw: bytes) -> None:
+    fast = AccessLog()
+    generic = AccessLog()
+    generic._default = False
+    env = environ(raw, REMOTE_USER="u\n")
+    for resp in (response(), response("204 No Content", b"")):
+        assert fast.line(env, resp, 0.25) == generic.line(env, resp, 0.25)
+    del env["REQUEST_URI"], env["REMOTE_ADDR"]
+    assert fast.line(env, response(), 0.0) == generic.line(env, response(), 0.0)

@@ -109,3 +109,27 @@ def test_json_format_is_one_object_per_line_even_with_newlines(tmp_path: Path) -
 def test_an_unwritable_log_file_fails_at_start(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         logs.configure_logging("info", log_file=str(tmp_path / "missing" / "w.log"))
+
+
+def test_a_handler_the_app_adds_to_the_access_logger_gets_the_lines_too(tmp_path: Path) -> None:
+    path = tmp_path / "a.log"
+    logs.configure_logging("info", access_log_file=str(path))
+    access_logger = logging.getLogger("wsgiwire.access")
+    assert logs.access_writer(access_logger) is not None  # only ours: the direct path
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    extra = Collect()
+    access_logger.addHandler(extra)
+    try:
+        assert logs.access_writer(access_logger) is None  # the logging machinery runs
+        resp = Response(lambda data: None)
+        resp.start_response("200 OK", [])
+        AccessLog().log({"REQUEST_METHOD": "GET", "REQUEST_URI": "/y"}, resp, 0.0)
+    finally:
+        access_logger.removeHandler(extra)
+    assert len(seen) == 1 and '"GET /y -" 200 -' in seen[0]
+    assert path.read_text() == seen[0] + "\n"
