@@ -151,6 +151,27 @@ def _wsgiwire(protocol: str) -> Command:
     return command
 
 
+def _wsgiwire_access_log(protocol: str) -> Command:
+    """The same backend writing an access log (default format) next to its socket."""
+    plain = _wsgiwire(protocol)
+
+    def command(scenario: Scenario, sock: Path) -> list[str]:
+        return [*plain(scenario, sock), "--access-log-file", str(sock.parent / "access.log")]
+
+    return command
+
+
+def _wsgiwire_baseline(protocol: str, checkout: str) -> Command:
+    """``wsgiwire serve`` from another checkout (BENCH_BASELINE=DIR), for before/after runs."""
+    plain = _wsgiwire(protocol)
+
+    def command(scenario: Scenario, sock: Path) -> list[str]:
+        return ["env", f"PYTHONPATH={checkout}", _venv("python"), "-m", "wsgiwire",
+                *plain(scenario, sock)[1:]]
+
+    return command
+
+
 def _flup(kind: str) -> Command:
     def command(scenario: Scenario, sock: Path) -> list[str]:
         return [_venv("python"), "-m", "bench.serve_flup", kind, scenario.app, str(sock)]
@@ -226,6 +247,13 @@ BACKENDS: dict[str, Backend] = {
                 "wsgiwire serve --protocol scgi, 2 workers", requires=_needs_protocol("scgi")),
         Backend("wsgiwire-uwsgi", "uwsgi", _wsgiwire("uwsgi"),
                 "wsgiwire serve --protocol uwsgi, 2 workers", requires=_needs_protocol("uwsgi")),
+        Backend("wsgiwire-fastcgi-accesslog", "fastcgi-keepalive",
+                _wsgiwire_access_log("fastcgi"),
+                "wsgiwire-fastcgi with --access-log-file (the default combined format)",
+                requires=_needs_protocol("fastcgi"), scenarios=("hello",)),
+        Backend("wsgiwire-uwsgi-accesslog", "uwsgi", _wsgiwire_access_log("uwsgi"),
+                "wsgiwire-uwsgi with --access-log-file (the default combined format)",
+                requires=_needs_protocol("uwsgi"), scenarios=("hello",)),
         Backend("scgi-ceiling", "scgi", _ceiling,
                 "not a server: wsgiwire's SCGI codec, environ and response in a bare "
                 "accept loop, 2 processes (bench/ceiling.py): the least CPU any Python "
@@ -253,6 +281,16 @@ BACKENDS: dict[str, Backend] = {
                 scenarios=("hello",)),
     )
 }
+
+# BENCH_BASELINE=DIR (a checkout of another commit, e.g. from `git archive`) adds
+# baseline-fastcgi and baseline-uwsgi: wsgiwire from DIR, in the same rounds as this one.
+_BASELINE = os.environ.get("BENCH_BASELINE", "")
+if _BASELINE:
+    for _protocol, _site in (("fastcgi", "fastcgi-keepalive"), ("uwsgi", "uwsgi")):
+        BACKENDS[f"baseline-{_protocol}"] = Backend(
+            f"baseline-{_protocol}", _site, _wsgiwire_baseline(_protocol, _BASELINE),
+            f"wsgiwire-{_protocol} from the checkout in BENCH_BASELINE ({_BASELINE})",
+            scenarios=("hello",))
 
 REFERENCE_UWSGI = "uwsgi"
 REFERENCE_CEILING = "nginx-alone"

@@ -11,8 +11,11 @@ import sys
 import tempfile
 from typing import TYPE_CHECKING, TextIO
 
+from . import logs
+from .accesslog import ATOMS, AccessLog
 from .apploader import AppLoadError, check_app_spec, describe_load_error, load_app
 from .limits import DEFAULT_LIMITS, Limits
+from .logs import LOG_FORMATS
 
 if TYPE_CHECKING:
     from .adapters.runtime import ProtocolDriver
@@ -22,6 +25,7 @@ __all__ = ["add_serve_options", "apply_ini", "serve", "serve_parser"]
 
 PROTOCOLS = ("fastcgi", "scgi", "uwsgi", "cgi")
 DEFAULT_BIND = "127.0.0.1:9000"
+DEFAULT_STATS = "127.0.0.1:9191"  # uWSGI's customary stats port
 
 
 def _octal(text: str) -> int:
@@ -85,9 +89,10 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--touch-reload", action="append", default=[], metavar="FILE",
                        help="reload (as SIGHUP does) when FILE's modification time changes "
                        "(`touch FILE` after a deploy); repeatable")
-    group.add_argument("--stats", metavar="ADDR",
-                       help="serve a JSON status (workers, requests, errors, busy threads, "
-                       "queue) on this address")
+    group.add_argument("--stats", nargs="?", const=DEFAULT_STATS, metavar="ADDR",
+                       help="serve the status: JSON at / (uwsgitop reads it), Prometheus "
+                       f"at /metrics; ADDR: HOST:PORT or unix:/path (default {DEFAULT_STATS}, "
+                       "loopback only)")
 
     group = parser.add_argument_group("limits and timeouts")
     group.add_argument("--max-body", type=int, default=DEFAULT_LIMITS.max_body_size,
@@ -138,8 +143,24 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
                        "then restarts workers but cannot re-import the app)")
     group.add_argument("--debug", action="store_true",
                        help="show tracebacks in error responses (never in production)")
+
+    # Operations: logs (wsgiwire/logs.py, wsgiwire/accesslog.py)
+    group = parser.add_argument_group(
+        "logs", "wsgiwire configures only its own loggers (wsgiwire, wsgiwire.access), "
+        "never the root logger; log files are reopened on SIGUSR1 (logrotate)")
     group.add_argument("--access-log", action="store_true",
-                       help="log one line per request (logger wsgiwire.access)")
+                       help="log one line per request (logger wsgiwire.access; to stderr "
+                       "unless --access-log-file)")
+    group.add_argument("--access-log-file", metavar="PATH",
+                       help="write the access log to PATH (implies --access-log)")
+    group.add_argument("--access-log-format", metavar="FORMAT",
+                       help="gunicorn-style atoms, e.g. '%%(h)s \"%%(r)s\" %%(s)s %%(D)s'; "
+                       "default: the combined format plus the request time in seconds; "
+                       "atoms: " + "; ".join(f"%%({k})s {v}" for k, v in ATOMS.items()))
+    group.add_argument("--log-file", metavar="PATH",
+                       help="write wsgiwire's own log to PATH instead of stderr")
+    group.add_argument("--log-format", choices=LOG_FORMATS, default="text",
+                       help="text (default) or json: one JSON object per line")
     group.add_argument("--log-level", default="info",
                        choices=("debug", "info", "warning", "error"),
                        help="logging level (default: info)")
@@ -313,12 +334,13 @@ def prepare_process(args: argparse.Namespace) -> None:
         raise ValueError("--reload-on-rss takes a number of MiB (0: off)")
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper()),
-        format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def configure_logging(
+    level: str, *, log_file: str | None = None, access_log_file: str | None = None,
+    log_format: str = "text",
+) -> None:
+    """The ``wsgiwire`` loggers only (see :mod:`wsgiwire.logs`); never the root logger."""
+    logs.configure_logging(level, log_file=log_file, access_log_file=access_log_file,
+                           log_format=log_format)
 
 
 def _limits(args: argparse.Namespace) -> Limits:
@@ -424,11 +446,33 @@ def _check_writable(option: str, path: str, what: str = "file", shown: str = "")
     os.unlink(scratch)
 
 
+def _reach(address: object) -> str:
+    """Who can reach the status listener at ``address``, said plainly."""
+    if isinstance(address, tuple):
+        host = str(address[0])
+        if host.startswith("127.") or host in ("::1", "localhost"):
+            return "loopback only"
+        return "reachable from the network: put it behind a firewall"
+    return "a unix socket, mode 660"
+
+
 def serve(args: argparse.Namespace) -> int:
-    configure_logging(args.log_level)
+    try:
+        configure_logging(args.log_level, log_file=args.log_file,
+                          access_log_file=args.access_log_file, log_format=args.log_format)
+    except OSError as exc:
+        print(f"wsgiwire: cannot open a log file: {exc}", file=sys.stderr)
+        return 2
     log = logging.getLogger("wsgiwire")
     if not _report_ini(args, log):
         return 2
+    access_log = bool(args.access_log or args.access_log_file)
+    if access_log:
+        try:
+            AccessLog(args.access_log_format)
+        except ValueError as exc:
+            print(f"wsgiwire: --access-log-format: {exc}", file=sys.stderr)
+            return 2
     try:
         limits = _limits(args)
         prepare_process(args)
@@ -493,10 +537,19 @@ def serve(args: argparse.Namespace) -> int:
             for path in owned:
                 chown_socket(path, args.socket_owner)
         peers = PeerFilter(args.allow) if args.allow else PeerFilter.from_environ(os.environ)
-        stats = open_listener(parse_bind(args.stats)) if args.stats else None
+        stats = None
+        if args.stats:
+            stats_spec = parse_bind(args.stats)
+            stats = open_listener(stats_spec)
+            if stats_spec.kind == "unix":
+                owned.append(stats_spec.path)  # removed at exit, like the app's socket
     except BindError as exc:
         print(f"wsgiwire: {exc}", file=sys.stderr)
         return 2
+    if stats is not None:
+        where = stats.getsockname()
+        log.info("status page on %s (JSON at /, Prometheus at /metrics; %s)", where,
+                 _reach(where))
     app_spec = args.app
 
     def load() -> WSGIApp:
@@ -517,7 +570,8 @@ def serve(args: argparse.Namespace) -> int:
         max_requests=args.max_requests,
         max_requests_jitter=args.max_requests_jitter,
         reload_on_rss=args.reload_on_rss << 20,
-        access_log=args.access_log,
+        access_log=access_log,
+        access_log_format=args.access_log_format,
         pid_file=args.pid_file,
         stats_listener=stats,
         user=args.user,

@@ -1,4 +1,4 @@
-"""The ``wsgiwire`` command: serve | request | demo."""
+"""The ``wsgiwire`` command: serve | request | check | config | top | demo."""
 
 from __future__ import annotations
 
@@ -106,6 +106,20 @@ def build_parser() -> argparse.ArgumentParser:
                        choices=("fastcgi", "scgi", "uwsgi"),
                        help="only these protocols (repeatable; default: all three)")
     check.add_argument("--path", default="/", help="request path and query (default /)")
+
+    top = sub.add_parser(
+        "top", help="a live view of a server's workers (from its --stats address)",
+        description="Show the workers of a running `wsgiwire serve --stats ADDR`: pid, "
+        "generation, state, requests, req/s, RSS, busy threads, the current request and "
+        "its age. q quits.",
+    )
+    top.add_argument("address", metavar="ADDR",
+                     help="the --stats address: HOST:PORT, unix:/path or http://HOST:PORT/")
+    top.add_argument("--once", action="store_true",
+                     help="print one screen and exit (the default when stdout is not a "
+                     "terminal); rates are measured over --interval")
+    top.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
+                     help="refresh interval (default 1)")
 
     demo = sub.add_parser(
         "demo", help="run the built-in demo application over FastCGI",
@@ -271,6 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _demo(args)
     if args.command == "config":
         return _config(args)
+    if args.command == "top":
+        from .top import main as top_main
+
+        return top_main(args.address, once=args.once, interval=max(0.0, args.interval))
     if args.command == "check":
         from .check import PROTOCOLS
         from .check import main as check_main

@@ -19,7 +19,6 @@ from wsgiwire.adapters.runtime import ServerConfig
 from wsgiwire.adapters.watcher import Watcher
 from wsgiwire.apploader import AppLoadError, describe_load_error
 from wsgiwire.events import Role
-from wsgiwire.logs import reopen_log_files
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,36 +44,6 @@ def test_a_spawn_with_every_slot_in_use_waits_instead_of_raising(
     assert len(warnings) == 1  # said once, not once per loop turn
     del server.children[100003]
     assert server._free_slot() == 3  # freed when reaped
-
-
-@pytest.fixture
-def file_logger(tmp_path: Path) -> Iterator[tuple[logging.Logger, Path]]:
-    logger = logging.getLogger("wsgiwire.test-reopen")
-    path = tmp_path / "app.log"
-    handler = logging.FileHandler(path)
-    lazy = logging.FileHandler(tmp_path / "lazy.log", delay=True)
-    quiet = logging.getLogger("wsgiwire.test-reopen-quiet")  # never logs: its file waits
-    logger.addHandler(handler)
-    quiet.addHandler(lazy)
-    logger.propagate = False
-    try:
-        yield logger, path
-    finally:
-        logger.removeHandler(handler)
-        quiet.removeHandler(lazy)
-        handler.close()
-        lazy.close()
-
-
-def test_reopen_log_files_follows_a_rotation(file_logger: tuple[logging.Logger, Path]) -> None:
-    logger, path = file_logger
-    logger.warning("before")
-    path.rename(path.with_suffix(".log.1"))
-    assert reopen_log_files() == 1  # the delay=True handler has no file yet: left alone
-    logger.warning("after")
-    assert path.read_text() == "after\n"
-    assert path.with_suffix(".log.1").read_text() == "before\n"
-    assert not (path.parent / "lazy.log").exists()
 
 
 def test_process_names_are_set_and_cut_to_15_bytes() -> None:

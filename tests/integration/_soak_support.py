@@ -78,7 +78,8 @@ HTTP_CLIENTS = 3
 MAX_PER_SECOND = 2000
 JOIN_SLACK = 30.0
 
-_LOG_LINE = re.compile(r"^\S+ \S+ \[\d+\] (WARNING|ERROR|CRITICAL) ", re.MULTILINE)
+# wsgiwire's text format: an ISO 8601 time with its zone, [pid], the level.
+_LOG_LINE = re.compile(r"^\S+ \[\d+\] (WARNING|ERROR|CRITICAL) ", re.MULTILINE)
 _REFUSED_STATUSES = (None, 400, 413, 431, 501)
 
 

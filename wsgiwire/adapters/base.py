@@ -117,6 +117,8 @@ class ServerConfig:
     # Recycle a worker after a request that leaves its RSS above this many bytes (0: never).
     reload_on_rss: int = 0
     access_log: bool = False
+    # gunicorn-style atoms (wsgiwire.accesslog); None: combined + request time.
+    access_log_format: str | None = None
     pid_file: str | None = None
     stats_listener: socket.socket | None = None
     user: str | None = None

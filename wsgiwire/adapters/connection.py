@@ -317,6 +317,7 @@ class Connection:
 
     # -- errors ---------------------------------------------------------
     def protocol_error(self, exc: ProtocolError) -> None:
+        self.loop.note_malformed(exc)
         peer = peer_text(self.peer)
         shown = self.last_bytes.decode("latin-1").encode("unicode_escape").decode("ascii")
         log.warning(

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import grp
-import json
 import logging
 import os
 import pwd
@@ -61,6 +60,7 @@ from .listeners import close_quietly, remove_socket_file
 from .process import die_with_parent, set_process_name
 from .scoreboard import ACCEPTING, DRAINING, Scoreboard
 from .watcher import Watcher
+from .stats import Totals, serve_stats, status
 from .worker import Worker
 
 __all__ = ["BOOT_FAILED", "STARTUP_FAILED", "Child", "Server", "describe_listener",
@@ -161,7 +161,9 @@ class Server:
         # to free. Not more: workers scan every slot to balance their accepts.
         slots = 3 * config.workers + 4
         self.max_workers = 2 * config.workers + 2 if config.workers else 0  # SIGTTIN's cap
-        self.board = Scoreboard(slots) if config.workers >= 1 else None
+        self.board = Scoreboard(slots, config.threads) if config.workers >= 1 else None
+        # What reaped workers counted (the status page adds the live ones).
+        self.totals = Totals()
         self.children: dict[int, Child] = {}
         self.desired = config.workers
         self.generation = 0  # the serving generation
@@ -537,6 +539,7 @@ class Server:
                 continue
             board = self._board()
             served = board.read(child.slot).requests
+            self.totals.absorb(board, child.slot)
             board.free(child.slot)
             self._exited(child, os.waitstatus_to_exitcode(status), served)
 
@@ -617,61 +620,13 @@ class Server:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(info.pid, signal.SIGKILL)
 
-    # -- status page ------------------------------------------------------------
+    # -- status page (adapters/stats.py) ----------------------------------------
     def stats(self) -> dict[str, Any]:
-        workers = []
-        if self.board is not None:
-            now = time.monotonic()
-            for info in self.board.all():
-                workers.append({
-                    "pid": info.pid,
-                    "state": ("free", "accepting", "draining", "booting")[info.state],
-                    "connections": info.connections,
-                    "requests": info.requests,
-                    "errors": info.errors,
-                    "busy_threads": info.busy_threads,
-                    "queued": info.queued,
-                    "busy_for": round(now - info.busy_since, 3) if info.busy_since else 0,
-                    "request": info.label if info.busy_since else "",
-                })
-        return {
-            "version": _version(),
-            "protocol": self.config.driver.name,
-            "pid": os.getpid(),
-            "uptime": round(time.time() - self.started, 3),
-            "generation": self.generation,
-            "workers": workers,
-            "requests": sum(w["requests"] for w in workers),
-            "errors": sum(w["errors"] for w in workers),
-            "busy_threads": sum(w["busy_threads"] for w in workers),
-            "queued": sum(w["queued"] for w in workers),
-            "respawns": self.respawns,
-            "reload_failures": self.reload_failures,
-            "last_reload_error": self.last_reload_error,
-        }
+        return status(self)
 
     def _serve_stats(self, listener: socket.socket | None) -> None:
-        if listener is None:
-            return
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return
-        with conn:
-            conn.settimeout(0.2)
-            payload = json.dumps(self.stats(), indent=1).encode() + b"\n"
-            try:
-                first = conn.recv(1024)
-            except OSError:
-                first = b""
-            if first.startswith((b"GET ", b"HEAD ")):
-                head = (
-                    "HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n"
-                ).encode()
-                payload = head + (b"" if first.startswith(b"HEAD ") else payload)
-            with contextlib.suppress(OSError):
-                conn.sendall(payload)
+        if listener is not None:
+            serve_stats(self, listener)
 
     # -- stopping ---------------------------------------------------------------
     def _stop_children(self) -> int:
@@ -740,9 +695,3 @@ def _describe_status(code: int) -> str:
     if code < 0:
         return f"signal {_signal_name(-code)}"
     return f"exit status {code}"
-
-
-def _version() -> str:
-    from .. import __version__
-
-    return __version__

@@ -18,11 +18,17 @@ from __future__ import annotations
 import mmap
 import struct
 import time
+from bisect import bisect_left
 from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
     "ACCEPTING",
+    "COUNTERS",
+    "DURATION_BUCKETS",
+    "MALFORMED_REASONS",
+    "STATUS_CLASSES",
+    "SlotCounters",
     "ACCEPT_SLACK",
     "BOOTING",
     "DRAINING",
@@ -44,12 +50,40 @@ BOOTING = 3  # forked, still loading the app: not a candidate for balancing yet
 # length), one when it ends (requests, errors, since = 0).
 _HEAD = struct.Struct("=qqqqqqqdq")
 _LABEL_SIZE = 240
-_SLOT_SIZE = _HEAD.size + _LABEL_SIZE
 
 _PID, _STATE, _CONNS, _BUSY, _QUEUED, _REQUESTS, _ERRORS, _SINCE = range(8)
 _Q: Final = struct.Struct("=q")
+_D: Final = struct.Struct("=d")
 _DQ: Final = struct.Struct("=dq")
 _QQD: Final = struct.Struct("=qqd")
+
+# The counters after the label, for the status page and /metrics. Each is a
+# running total of the worker in the slot; the master adds a reaped worker's
+# totals to its own (see adapters/stats.py), so no count is lost when a
+# worker is recycled or reloaded.
+# Request-duration histogram bounds, in seconds (Prometheus's "le" labels).
+DURATION_BUCKETS: Final = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
+)
+# Status classes counted (index 5: no status at all, e.g. the client left first).
+STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx", "none")
+# Why requests were refused as malformed (from the error raised by the codec or core).
+MALFORMED_REASONS: Final = ("limit", "bad_request", "protocol")
+# bytes in (request bodies), bytes out (response bodies), duration sum (s),
+# spawned at (epoch s); then per status class; per bucket (last: +Inf); per reason.
+_C_IN, _C_OUT, _C_DURATION, _C_SPAWNED = range(4)
+_C_STATUS = 4
+_C_BUCKETS = _C_STATUS + len(STATUS_CLASSES)
+_C_MALFORMED = _C_BUCKETS + len(DURATION_BUCKETS) + 1
+COUNTERS: Final = _C_MALFORMED + len(MALFORMED_REASONS)
+_COUNTERS = struct.Struct("=qqdd" + "q" * (COUNTERS - 4))
+_COUNTERS_AT = _HEAD.size + _LABEL_SIZE
+
+# Per app thread (--threads): busy since (0 = idle) and label length; then the label.
+_THREAD = struct.Struct("=dq")
+_THREAD_LABEL_SIZE = 240
+_THREAD_SIZE = _THREAD.size + _THREAD_LABEL_SIZE
+_THREADS_AT = _COUNTERS_AT + _COUNTERS.size
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +100,30 @@ class SlotInfo:
     label: str
 
 
-class Scoreboard:
-    """Shared per-worker counters; create before forking."""
+@dataclass(frozen=True, slots=True)
+class SlotCounters:
+    """A slot's counters (see the layout above); ``spawned`` is epoch seconds."""
 
-    def __init__(self, slots: int) -> None:
+    bytes_in: int
+    bytes_out: int
+    duration_sum: float
+    spawned: float
+    statuses: tuple[int, ...]
+    buckets: tuple[int, ...]  # not cumulative; the last is above the largest bound
+    malformed: tuple[int, ...]
+
+
+class Scoreboard:
+    """Shared per-worker counters; create before forking.
+
+    ``threads``: app threads per worker, each with its own current request.
+    """
+
+    def __init__(self, slots: int, threads: int = 0) -> None:
         self.slots = slots
-        self.memory = mmap.mmap(-1, _SLOT_SIZE * slots)
+        self.threads = threads
+        self.slot_size = _THREADS_AT + _THREAD_SIZE * threads
+        self.memory = mmap.mmap(-1, self.slot_size * slots)
         # The label this process last wrote (workers run the same few requests
         # over and over: an unchanged label is not written again).
         self._label = ""
@@ -79,10 +131,13 @@ class Scoreboard:
 
     # -- master side ------------------------------------------------------
     def assign(self, slot: int, pid: int) -> None:
-        _HEAD.pack_into(self.memory, slot * _SLOT_SIZE, pid, BOOTING, 0, 0, 0, 0, 0, 0.0, 0)
+        base = slot * self.slot_size
+        _HEAD.pack_into(self.memory, base, pid, BOOTING, 0, 0, 0, 0, 0, 0.0, 0)
+        _D.pack_into(self.memory, base + _COUNTERS_AT + _C_SPAWNED * 8, time.time())
 
     def free(self, slot: int) -> None:
-        _HEAD.pack_into(self.memory, slot * _SLOT_SIZE, 0, FREE, 0, 0, 0, 0, 0, 0.0, 0)
+        base = slot * self.slot_size
+        self.memory[base : base + self.slot_size] = bytes(self.slot_size)
 
     def free_slot(self) -> int:
         for slot in range(self.slots):
@@ -91,8 +146,9 @@ class Scoreboard:
         raise RuntimeError("no free scoreboard slot")
 
     def read(self, slot: int) -> SlotInfo:
-        values = _HEAD.unpack_from(self.memory, slot * _SLOT_SIZE)
-        start = slot * _SLOT_SIZE + _HEAD.size
+        base = slot * self.slot_size
+        values = _HEAD.unpack_from(self.memory, base)
+        start = base + _HEAD.size
         label = bytes(self.memory[start : start + values[8]]).decode("utf-8", "replace")
         pid, state, conns, busy, queued, requests, errors, since, _ = values
         return SlotInfo(slot, pid, state, conns, requests, errors, busy, queued, since, label)
@@ -100,13 +156,34 @@ class Scoreboard:
     def all(self) -> list[SlotInfo]:
         return [self.read(slot) for slot in range(self.slots) if self._field(slot, _STATE)]
 
+    def counters(self, slot: int) -> SlotCounters:
+        values = _COUNTERS.unpack_from(self.memory, slot * self.slot_size + _COUNTERS_AT)
+        return SlotCounters(
+            values[_C_IN], values[_C_OUT], values[_C_DURATION], values[_C_SPAWNED],
+            values[_C_STATUS:_C_BUCKETS], values[_C_BUCKETS:_C_MALFORMED],
+            values[_C_MALFORMED:],
+        )
+
+    def thread_requests(self, slot: int) -> list[tuple[int, float, str]]:
+        """(thread index, busy since, label) of each app thread running a request."""
+        busy = []
+        base = slot * self.slot_size + _THREADS_AT
+        for index in range(self.threads):
+            at = base + index * _THREAD_SIZE
+            since, size = _THREAD.unpack_from(self.memory, at)
+            if since:
+                start = at + _THREAD.size
+                label = bytes(self.memory[start : start + size]).decode("utf-8", "replace")
+                busy.append((index, since, label))
+        return busy
+
     # -- worker side ------------------------------------------------------
     def _field(self, slot: int, index: int) -> int:
-        value: int = _Q.unpack_from(self.memory, slot * _SLOT_SIZE + index * 8)[0]
+        value: int = _Q.unpack_from(self.memory, slot * self.slot_size + index * 8)[0]
         return value
 
     def _set(self, slot: int, index: int, value: int) -> None:
-        _Q.pack_into(self.memory, slot * _SLOT_SIZE + index * 8, value)
+        _Q.pack_into(self.memory, slot * self.slot_size + index * 8, value)
 
     def set_state(self, slot: int, state: int) -> None:
         self._set(slot, _STATE, state)
@@ -120,7 +197,7 @@ class Scoreboard:
 
     def request_started(self, slot: int, label: str, now: float | None = None) -> None:
         """Mark the slot busy since ``now`` (default: the current monotonic time)."""
-        base = slot * _SLOT_SIZE
+        base = slot * self.slot_size
         if label != self._label:
             data = label.encode("utf-8", "replace")[:_LABEL_SIZE]
             self.memory[base + _HEAD.size : base + _HEAD.size + len(data)] = data
@@ -131,7 +208,45 @@ class Scoreboard:
 
     def request_finished(self, slot: int, requests: int, errors: int) -> None:
         """Store the worker's running totals and mark it idle."""
-        _QQD.pack_into(self.memory, slot * _SLOT_SIZE + _REQUESTS * 8, requests, errors, 0.0)
+        _QQD.pack_into(self.memory, slot * self.slot_size + _REQUESTS * 8, requests, errors, 0.0)
+
+    def record(
+        self, slot: int, status: str | None, duration: float, bytes_in: int, bytes_out: int
+    ) -> None:
+        """Count one finished request (the caller serialises calls from app threads)."""
+        memory = self.memory
+        base = slot * self.slot_size + _COUNTERS_AT
+        total_in, total_out, total_time = _QQD.unpack_from(memory, base)
+        _QQD.pack_into(
+            memory, base, total_in + bytes_in, total_out + bytes_out, total_time + duration
+        )
+        kind = ord(status[0]) - 49 if status else 5  # "2..." -> 1
+        if not 0 <= kind <= 4:
+            kind = 5
+        at = base + (_C_STATUS + kind) * 8
+        _Q.pack_into(memory, at, _Q.unpack_from(memory, at)[0] + 1)
+        at = base + (_C_BUCKETS + bisect_left(DURATION_BUCKETS, duration)) * 8
+        _Q.pack_into(memory, at, _Q.unpack_from(memory, at)[0] + 1)
+
+    def count_malformed(self, slot: int, reason: int) -> None:
+        """Count a request refused as malformed (``reason``: index in MALFORMED_REASONS)."""
+        at = slot * self.slot_size + _COUNTERS_AT + (_C_MALFORMED + reason) * 8
+        _Q.pack_into(self.memory, at, _Q.unpack_from(self.memory, at)[0] + 1)
+
+    def thread_started(self, slot: int, index: int, label: str, since: float) -> None:
+        """App thread ``index`` runs the request ``label`` since ``since`` (monotonic)."""
+        if index >= self.threads:
+            return
+        at = slot * self.slot_size + _THREADS_AT + index * _THREAD_SIZE
+        data = label.encode("utf-8", "replace")[:_THREAD_LABEL_SIZE]
+        start = at + _THREAD.size
+        self.memory[start : start + len(data)] = data
+        _THREAD.pack_into(self.memory, at, since, len(data))
+
+    def thread_finished(self, slot: int, index: int) -> None:
+        if index < self.threads:
+            at = slot * self.slot_size + _THREADS_AT + index * _THREAD_SIZE
+            _D.pack_into(self.memory, at, 0.0)
 
     def should_yield(self, slot: int, count: int) -> bool:
         """True when this worker holds clearly more connections than another accepting one."""

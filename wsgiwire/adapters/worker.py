@@ -15,10 +15,11 @@ import threading
 import time
 from typing import Any
 
+from ..accesslog import AccessLog
 from ..core.environ import EnvironBuilder
 from ..core.gateway import FileWrapper, request_label
 from ..core.response import Response
-from ..errors import ClientDisconnected
+from ..errors import BadRequest, ClientDisconnected, LimitExceeded, ProtocolError
 from ..limits import Limits
 from .base import ServerConfig
 from .connection import LINGER_TIME, Connection, Lingerer, Request, peer_text
@@ -30,7 +31,6 @@ from .scoreboard import ACCEPTING, DRAINING, Scoreboard
 __all__ = ["Pool", "Worker"]
 
 log = logging.getLogger("wsgiwire")
-access_log = logging.getLogger("wsgiwire.access")
 
 _SWEEP_INTERVAL = 1.0
 _ACCEPT_PAUSE = 0.005
@@ -45,19 +45,13 @@ def _has_input(sock: _socket.socket) -> bool:
         return False
 
 
-def _access_log(environ: dict[str, Any], response: Response, started: float) -> None:
-    """One line per request, in the spirit of the common log format."""
-    access_log.info(
-        '%s "%s %s%s %s" %s %d %.1fms',
-        environ.get("REMOTE_ADDR", "-"),
-        environ.get("REQUEST_METHOD", "-"),
-        environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
-        "?" + environ["QUERY_STRING"] if environ.get("QUERY_STRING") else "",
-        environ.get("SERVER_PROTOCOL", "-"),
-        (response.status or "-").split(" ", 1)[0],
-        response.sent,
-        (time.monotonic() - started) * 1000,
-    )
+def _body_size(environ: dict[str, Any]) -> int:
+    """The request body's declared size (the core checked it is digits)."""
+    length = environ.get("CONTENT_LENGTH")
+    try:
+        return int(length) if length else 0
+    except ValueError:
+        return 0
 
 
 class Pool:
@@ -149,7 +143,9 @@ class Worker:
             self.max_requests += random.randint(0, config.max_requests_jitter)
         self._watch = board is not None and config.threads == 0
         self._rss = RSSProbe() if config.reload_on_rss else None
-        self._access_log = config.access_log
+        self._access_log = AccessLog(config.access_log_format) if config.access_log else None
+        # App thread -> its number on the scoreboard (each shows its current request).
+        self._thread_numbers: dict[int, int] = {}
         self._one_shot = bool(getattr(config.driver, "one_request_per_connection", False))
         self._accepting = False  # inside _accept(): forget() leaves the scoreboard alone
         self._reported_connections = -1  # the count last written to the scoreboard (-1: none)
@@ -198,30 +194,51 @@ class Worker:
     # -- per-request accounting (any thread) -------------------------------
     def request_begins(self, environ: dict[str, Any]) -> float:
         now = time.monotonic()
-        if self._watch and self.board is not None:
+        board = self.board
+        if board is not None and (self._watch or self.pool is not None):
             # Web servers send REQUEST_URI: the label for the status page and
             # the watchdog without assembling it from the parts.
             uri = environ.get("REQUEST_URI")
             label = f"{environ['REQUEST_METHOD']} {uri}" if uri else request_label(environ)
-            self.board.request_started(self.slot, label, now)
+            if self._watch:
+                board.request_started(self.slot, label, now)
+            else:
+                board.thread_started(self.slot, self._thread_number(), label, now)
         return now
+
+    def _thread_number(self) -> int:
+        ident = threading.get_ident()
+        number = self._thread_numbers.get(ident)
+        if number is None:
+            with self._count_lock:
+                number = self._thread_numbers.setdefault(ident, len(self._thread_numbers))
+        return number
 
     def request_done(
         self, ok: bool, environ: dict[str, Any], response: Response, started: float
     ) -> None:
         failed = not ok or response.failed
+        board = self.board
+        duration = time.monotonic() - started
         if self.pool is None:  # one thread: no lock needed
             served = self.requests_served = self.requests_served + 1
             errors = self.errors = self.errors + failed
+            if board is not None:
+                board.request_finished(self.slot, served, errors)
+                board.record(self.slot, response.status, duration,
+                             _body_size(environ), response.sent)
         else:
             with self._count_lock:
                 served = self.requests_served = self.requests_served + 1
                 errors = self.errors = self.errors + failed
-        board = self.board
-        if board is not None:
-            board.request_finished(self.slot, served, errors)
-        if self._access_log:
-            _access_log(environ, response, started)
+                if board is not None:
+                    board.request_finished(self.slot, served, errors)
+                    board.record(self.slot, response.status, duration,
+                                 _body_size(environ), response.sent)
+            if board is not None:
+                board.thread_finished(self.slot, self._thread_number())
+        if self._access_log is not None:
+            self._access_log.log(environ, response, duration)
         if self.max_requests and served >= self.max_requests and not self.stopping:
             log.info("worker %d served %d requests; recycling it", os.getpid(), served)
             self.request_stop()
@@ -231,6 +248,13 @@ class Worker:
                 log.info("worker %d uses %d MiB, over --reload-on-rss %d MiB; recycling it",
                          os.getpid(), rss >> 20, self.config.reload_on_rss >> 20)
                 self.request_stop()
+
+    def note_malformed(self, exc: ProtocolError) -> None:
+        """Count a request refused as malformed, by reason, for the status page."""
+        if self.board is not None:
+            reason = (0 if isinstance(exc, LimitExceeded)
+                      else 1 if isinstance(exc, BadRequest) else 2)
+            self.board.count_malformed(self.slot, reason)
 
     def linger(self, sock: _socket.socket) -> None:
         """Shut down our side of ``sock`` and drain it briefly before closing."""
