@@ -59,8 +59,8 @@ from .base import ServerConfig
 from .listeners import close_quietly, remove_socket_file
 from .process import die_with_parent, set_process_name
 from .scoreboard import ACCEPTING, DRAINING, Scoreboard
-from .watcher import Watcher
 from .stats import Totals, serve_stats, status
+from .watcher import Watcher
 from .worker import Worker
 
 __all__ = ["BOOT_FAILED", "STARTUP_FAILED", "Child", "Server", "describe_listener",
