@@ -45,6 +45,7 @@ _TICK = 0.2
 _QUICK_DEATH = 1.0
 _QUICK_DEATHS_LIMIT = 5
 _RELOAD_SCAN_FILES = 5000
+_GRACE = 1.0  # --request-timeout: the worker's own watchdog acts first
 
 
 def drop_privileges(user: str | None, group: str | None) -> None:
@@ -167,6 +168,10 @@ class Server:
                     next_scan = time.monotonic() + 1.0
                     if self._sources_changed():
                         self._start_generation("a source file changed")
+            # New connections are refused from now on (each worker closes its
+            # own copy as it stops), so the web server fails over at once.
+            for listener in config.listeners:
+                close_quietly(listener)
             return self._stop_children() or self._exit_code
         finally:
             signal.set_wakeup_fd(old_wakeup)
@@ -269,7 +274,9 @@ class Server:
             return
         now = time.monotonic()
         for info in self.board.all():
-            if info.pid > 0 and info.busy_since and now - info.busy_since > limit:
+            # The worker's own watchdog logs where the request hangs and exits
+            # first; this is the backstop when it cannot (its GIL held in C code).
+            if info.pid > 0 and info.busy_since and now - info.busy_since > limit + _GRACE:
                 log.error("worker %d killed: %s ran %.1f s, over the request timeout of %g s",
                           info.pid, info.label or "a request", now - info.busy_since, limit)
                 self.board.request_finished(info.slot, info.requests, info.errors + 1)
