@@ -121,10 +121,10 @@ class Pool:
         self.jobs.put((conn, run))
         return True
 
-    def counts(self) -> tuple[int, int]:
-        """(busy, waiting)"""
-        with self._lock:
-            return self.busy, self.pending - self.busy
+    def counts(self, in_flight: int) -> tuple[int, int]:
+        """(busy, waiting) for ``in_flight`` requests handed over and not finished."""
+        threads = len(self.threads)
+        return min(in_flight, threads), max(0, in_flight - threads)
 
     def _loop(self) -> None:
         ident = threading.get_ident()
@@ -178,7 +178,7 @@ class Worker:
         self._reported_connections = -1  # the count last written to the scoreboard (-1: none)
         self._starved = False  # out of descriptors: accepts paused
         self._refuse = False  # stopping for good: close the listening sockets
-        self._timeout_stop = False
+        self._in_flight = 0  # requests handed to the pool and not finished (loop's count)
         # A worker under a master stops when its master is gone (the fallback
         # for PR_SET_PDEATHSIG): checked in the sweep.
         self._ppid = os.getppid() if board is not None else 0
@@ -264,8 +264,10 @@ class Worker:
         board = self.board
         if board is not None:
             board.request_finished(self.slot, served, errors)
-            if self.pool is not None:
-                board.set_threads(self.slot, *self.pool.counts())
+        if self.pool is not None:
+            self._in_flight -= 1
+            if board is not None:
+                board.set_threads(self.slot, *self.pool.counts(self._in_flight))
         if self._access_log:
             _access_log(run)
         if self.max_requests and served >= self.max_requests and not self.stopping:
@@ -278,8 +280,9 @@ class Worker:
             return False
         run.started = time.monotonic()
         run.label = _label(run.request.environ)
+        self._in_flight += 1
         if self.board is not None:
-            self.board.set_threads(self.slot, *pool.counts())
+            self.board.set_threads(self.slot, *pool.counts(self._in_flight))
         return True
 
     def wake_for(self, conn: Connection) -> Any:
@@ -626,8 +629,8 @@ class Worker:
             if pool is None:
                 since = self._app_since
                 if since and now - since > limit:
-                    self._log_stack(self._loop_ident, self._app_label, now - since, limit,
-                                    "the worker exits")
+                    self._log_stack(f"worker {os.getpid()} killed:", self._loop_ident,
+                                    self._app_label, ran=now - since, limit=limit, then="")
                     os._exit(TIMED_OUT)
                 continue
             with pool._lock:
@@ -635,18 +638,20 @@ class Worker:
             for ident, (started, run, conn) in running:
                 if now - started > limit and id(run) not in reported:
                     reported.add(id(run))
-                    self._log_stack(ident, run.label, now - started, limit,
-                                    "its connection is cut and the worker drains and restarts")
+                    self._log_stack(f"worker {os.getpid()} cut a request:", ident, run.label,
+                                    ran=now - started, limit=limit,
+                                    then="; the worker finishes its other requests and restarts")
                     self._woken.put(("timeout", run, conn))
                     with contextlib.suppress(OSError):
                         self._wake_w.send(b"\0")
 
-    def _log_stack(self, ident: int, label: str, ran: float, limit: float, then: str) -> None:
+    def _log_stack(
+        self, what: str, ident: int, label: str, *, ran: float, limit: float, then: str
+    ) -> None:
         frame = sys._current_frames().get(ident)
         stack = "".join(traceback.format_stack(frame)) if frame is not None else "(gone)\n"
-        log.error("worker %d: %s ran %.1f s, over the request timeout of %g s; %s. "
-                  "It was at:\n%s", os.getpid(), label or "a request", ran, limit, then,
-                  stack.rstrip())
+        log.error("%s %s ran %.1f s, over the request timeout of %g s%s. It was at:\n%s",
+                  what, label or "a request", ran, limit, then, stack.rstrip())
 
     def _timed_out(self, run: Run, conn: Connection) -> None:
         """(loop) A request on an app thread ran over its limit: cut it, then recycle."""
