@@ -79,8 +79,6 @@ def read_reply(sock: socket.socket, timeout: float) -> tuple[int, int | None]:
     with contextlib.suppress(ConnectionResetError):
         while data := sock.recv(65536):
             codec.receive_data(data)
-    with contextlib.suppress(Exception):
-        codec.receive_data(b"")
     while (event := codec.next_event()) is not NEED_DATA:
         if isinstance(event, StdoutData):
             stdout.append(event.data)
@@ -88,6 +86,14 @@ def read_reply(sock: socket.socket, timeout: float) -> tuple[int, int | None]:
             end = event.app_status
     head = b"".join(stdout)
     return (parse_head(head)[0] if head else 0), end
+
+
+def describe_fds(pid: int) -> list[str]:
+    found = []
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            found.append(os.readlink(f"/proc/{pid}/fd/{name}"))
+    return sorted(found)
 
 
 def the_worker(backend: OpsBackend) -> int:
@@ -237,6 +243,8 @@ def test_uploads_that_fill_the_spool_are_answered_507_and_leave_nothing(
                          python=python) as backend:
             pid = the_worker(backend)
             assert fcgi(backend.target(), "/warm/hello").status == 200
+            wait_until(lambda: backend.stats()["workers"][0]["connections"] == 0, timeout=5.0,
+                       what="the warm-up connection closed")
             baseline = fd_count(pid)
             statuses = []
             for n in range(15):
@@ -246,7 +254,7 @@ def test_uploads_that_fill_the_spool_are_answered_507_and_leave_nothing(
                         small = fcgi(backend.target(), "/small/upload", body=b"x" * 1000)
                         statuses.append(big())
                     assert small.status == 200
-                    assert small.content.startswith(b"1000 ")
+                    assert small.body.startswith(b"1000 ")
                 else:
                     statuses.append(upload(backend, 64 * MiB))
             assert statuses == [507] * 15, statuses
@@ -305,11 +313,11 @@ def test_out_of_descriptors_pauses_accepting_without_spinning(
             # Descriptors free up: it accepts and serves again.
             wait_until(lambda: fcgi(backend.target(), "/again/hello", timeout=5.0).status
                        == 200, timeout=15.0, what="serving again")
+            assert backend.worker_pids() == {pid}
             output = backend.output()
         starved = [line for line in output.splitlines()
                    if "cannot accept" in line or "accepting again" in line]
         assert 1 <= len(starved) <= 6, starved
-        assert backend.worker_pids() == {pid}
 
 
 def test_threads_consistent_after_many_requests_that_finish_fail_and_lose_peers(
@@ -321,6 +329,8 @@ def test_threads_consistent_after_many_requests_that_finish_fail_and_lose_peers(
     with ops_backend(stage, tmp_path, ("--workers", "1", "--threads", "4")) as backend:
         pid = the_worker(backend)
         assert fcgi(backend.target(), "/warm/hello").status == 200
+        wait_until(lambda: backend.stats()["workers"][0]["connections"] == 0, timeout=5.0,
+                   what="the warm-up connection closed")
         baseline = fd_count(pid)
         outcomes: dict[str, int] = {"ok": 0, "fail": 0, "gone": 0, "bad": 0}
         lock = threading.Lock()
@@ -353,6 +363,6 @@ def test_threads_consistent_after_many_requests_that_finish_fail_and_lose_peers(
 
         wait_until(settled, timeout=10.0, what="no connection, busy thread or queue left")
         wait_until(lambda: fd_count(pid) == baseline, timeout=10.0,
-                   what=f"worker descriptors back to {baseline}")
+                   what=f"worker descriptors back to {baseline}: {describe_fds(pid)}")
         assert fcgi(backend.target(), "/last/hello").status == 200
         assert backend.worker_pids() == {pid}
