@@ -23,9 +23,11 @@ log line), never the worker.
 from __future__ import annotations
 
 import _socket
+import contextlib
 import errno
 import logging
 import os
+import socket
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -363,6 +365,13 @@ class Connection:
         out.extend(codec.send_end(request.id, 0 if ok else 1))
         # A request without keep-alive was the connection's last: no more are read.
         self.last_done = codec.should_close
+        if self.loop.stopping and not self.requests and codec.idle:
+            # The last reply before a stop: hold it back (TCP_CORK) so that its
+            # END_REQUEST and our FIN leave in one segment. nginx reads both at
+            # once and never puts the connection back in its keepalive cache,
+            # where its very next request (a POST it cannot retry) would meet
+            # the close. The close follows in close_soon() below.
+            _cork(self.sock)
         self.send(out)
         if not ok and self.loop.config.driver.head_style is not HeadStyle.CGI:
             # uwsgi/SCGI have no way to say "cut" but closing the connection.
@@ -564,7 +573,17 @@ class Connection:
         if linger:
             self.loop.linger(self.sock)
             return
+        if self.loop.stopping:
+            # Corked (see _finish): the rest of the reply goes out with the FIN.
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_WR)
         close_quietly(self.sock)
+
+
+def _cork(sock: _socket.socket) -> None:
+    if sock.family != socket.AF_UNIX:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
 
 
 def _has_segment(items: Sequence[Any]) -> bool:
