@@ -331,15 +331,15 @@ class Connection:
         loop = self.loop
         while True:
             loop.run_begins(run)
+            ended = True
             try:
                 ended = run.step()
             except Exception as exc:  # the gateway answers the app's errors: this is ours
                 log.error("internal error running %s: %s: %s", request_label(run.request.environ),
                           type(exc).__name__, exc, exc_info=exc)
                 run.ok = False
-                ended = True
             finally:
-                loop.run_paused()
+                loop.run_paused(not ended)
             if ended:
                 self._finish(run, run.take_pending())
                 return

@@ -248,10 +248,10 @@ class Worker:
         if self._watch and self.board is not None:
             self.board.request_started(self.slot, run.label, now)
 
-    def run_paused(self) -> None:
-        """The loop is out of the app again (the run ended or waits for the socket)."""
+    def run_paused(self, suspended: bool) -> None:
+        """The loop is out of the app again: the run ended, or waits for the socket."""
         self._app_since = 0.0
-        if self._watch and self.board is not None:
+        if suspended and self._watch and self.board is not None:
             # Suspended for a slow reader, the worker is not busy: say so, so that
             # neither the master's watchdog nor accept balancing count it as stuck.
             self.board.request_finished(self.slot, self.requests_served, self.errors)
