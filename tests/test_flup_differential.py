@@ -504,8 +504,10 @@ def test_flup_bug_get_values_answered_empty(servers: Servers) -> None:
     assert result[2] == encode_pairs(
         [
             (b"FCGI_MAX_CONNS", str(DEFAULT_LIMITS.max_connections).encode()),
-            (b"FCGI_MAX_REQS", str(DEFAULT_LIMITS.max_requests_per_connection).encode()),
-            (b"FCGI_MPXS_CONNS", b"1"),  # `wsgiwire serve` accepts multiplexed requests
+            # one worker, no threads: one request at a time; the requests of a
+            # connection run one after the other (interleaved ones are queued)
+            (b"FCGI_MAX_REQS", b"1"),
+            (b"FCGI_MPXS_CONNS", b"0"),
         ]
     )
 

@@ -112,8 +112,9 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--write-timeout", type=float, default=DEFAULT_LIMITS.write_timeout,
                        metavar="SECONDS", help="time a stalled peer gets to read (default 60)")
     group.add_argument("--request-timeout", type=float, default=None, metavar="SECONDS",
-                       help="kill a worker whose request runs longer (default: off; "
-                       "workers without --threads only)")
+                       help="a request running longer is cut and its stack logged; its "
+                       "worker is replaced (with --threads, after its other requests "
+                       "finish) (default: off)")
 
     group = parser.add_argument_group("application")
     group.add_argument("--mount", metavar="PREFIX",

@@ -490,7 +490,7 @@ case("fcgi-unknown-role-no-keep-conn", F, "limits",
 case("fcgi-get-values", F, "limits",
      spec.get_values([b"FCGI_MAX_CONNS", b"FCGI_MAX_REQS", b"FCGI_MPXS_CONNS", b"NO_SUCH"]),
      Expect(status=None, closed=False, values=(
-         (b"FCGI_MAX_CONNS", b"1024"), (b"FCGI_MAX_REQS", b"16"), (b"FCGI_MPXS_CONNS", b"1"))))
+         (b"FCGI_MAX_CONNS", b"1024"), (b"FCGI_MAX_REQS", b"1"), (b"FCGI_MPXS_CONNS", b"0"))))
 case("fcgi-get-values-with-request-id", F, "limits",
      raw_record(spec.GET_VALUES, 1, spec.pairs([(b"FCGI_MAX_REQS", b"")])), DROPPED)
 case("fcgi-get-values-name-2-31", F, "limits",

@@ -164,7 +164,8 @@ def test_required_cases_are_there() -> None:
 
 
 def test_a_stopped_worker_releases_its_descriptors() -> None:
-    """The wake-up socketpair is closed with the worker (it once leaked two fds a stop)."""
+    """The wake-up socketpair is closed with the worker (it once leaked two fds a stop);
+    stopped for good, it also closes its copy of the listener (new connections refused)."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
@@ -178,6 +179,7 @@ def test_a_stopped_worker_releases_its_descriptors() -> None:
         worker.request_stop()
         thread.join(10)
         assert not thread.is_alive()
-        assert len(os.listdir("/proc/self/fd")) == before
+        assert listener.fileno() == -1
+        assert len(os.listdir("/proc/self/fd")) == before - 1
     finally:
         listener.close()

@@ -323,8 +323,10 @@ def test_get_values_reports_the_numbers_the_server_runs_with(
         values = dict(line.split("=", 1) for line in proc.stdout.split())
         assert values == {
             "FCGI_MAX_CONNS": str(DEFAULT_LIMITS.max_connections),
-            "FCGI_MAX_REQS": str(DEFAULT_LIMITS.max_requests_per_connection),
-            "FCGI_MPXS_CONNS": "1",
+            # one worker without threads runs one request at a time, and the
+            # requests of one connection one after the other
+            "FCGI_MAX_REQS": "1",
+            "FCGI_MPXS_CONNS": "0",
         }
         # Management records are not requests: the same server still serves.
         target = (

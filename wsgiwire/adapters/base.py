@@ -17,6 +17,7 @@ from .listeners import PeerFilter
 __all__ = [
     "Buffer",
     "Codec",
+    "Loop",
     "OneShotDriver",
     "ProtocolDriver",
     "ServerConfig",
@@ -59,6 +60,33 @@ class ProtocolDriver(Protocol):
 
     def new_codec(self, config: ServerConfig) -> Codec: ...
     def overload_reply(self, codec: Codec, request_id: int) -> list[Buffer]: ...
+
+
+class Loop(Protocol):
+    """What a connection may ask of the worker loop that owns it (``worker.Worker``).
+
+    The narrow interface between the transport (``connection.py``) and the loop,
+    so that neither module imports the other's internals. Every method is for
+    the loop thread only; see ``connection.py`` for who owns what.
+    """
+
+    config: ServerConfig
+    app: WSGIApp
+    stopping: bool
+
+    @property
+    def builder(self) -> Any: ...  # core.environ.EnvironBuilder
+    @property
+    def threaded(self) -> bool: ...
+    def poll_for(self, conn: Any, mask: int) -> None: ...
+    def forget(self, conn: Any) -> None: ...
+    def linger(self, sock: Any) -> None: ...
+    def submit(self, conn: Any, run: Any) -> bool: ...
+    def wake_for(self, conn: Any) -> Callable[[], None]: ...
+    def run_begins(self, run: Any) -> None: ...
+    def run_paused(self, suspended: bool) -> None: ...
+    def request_done(self, run: Any) -> None: ...
+    def note_malformed(self, exc: Any) -> None: ...
 
 
 def status_reply(

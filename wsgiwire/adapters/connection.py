@@ -1,20 +1,40 @@
-"""One accepted connection: bytes in, requests to the app, replies out (any protocol)."""
+"""One accepted connection's transport: bytes in, events to the runner, replies out.
+
+Who owns what, in a worker (the one place this is written down):
+
+* The **loop thread** owns the poller, the connection table, the scoreboard,
+  every socket, every codec and every :class:`Connection` attribute. It reads,
+  frames, writes (``sendmsg``, non-blocking ``sendfile``), closes and forgets.
+* An **app thread** (``--threads``) owns only the app call of one
+  :class:`~wsgiwire.adapters.runner.Run`. It hands output back by posting
+  items under that run's lock and waking the loop (a socketpair, as waitress's
+  ``trigger.py``); it never calls into the loop, the codec or the socket.
+  The only state both sides touch is the run's item list and byte counts,
+  under the run's lock, and the connection's ``closed`` flag, which the loop
+  sets and the thread only reads (a request whose peer left is not started).
+
+Nothing here blocks: what the socket cannot take waits in ``outbox`` until
+it turns writable, and a response being produced in the loop (no threads) is
+suspended meanwhile and resumed after (``Run.step``). An exception while a
+request is set up or run ends that request (an error reply or a close, one
+log line), never the worker.
+"""
 
 from __future__ import annotations
 
 import _socket
 import contextlib
+import errno
 import logging
 import os
-import select
-import stat
+import socket
 import time
 from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING, Any
+from typing import Any
 
-from ..core.body import BodyBuffer, attach_input
-from ..core.gateway import ErrorStream, call_app, request_label
-from ..core.response import HeadStyle, Response
+from ..core.body import BodyBuffer, SpoolError, attach_input
+from ..core.gateway import request_label
+from ..core.response import HeadStyle
 from ..errors import ClientDisconnected, ProtocolError
 from ..events import (
     NEED_DATA,
@@ -30,11 +50,10 @@ from ..events import (
     ResponseErrorData,
     Role,
 )
-from .base import Buffer, status_reply
+from .base import Buffer, Loop, status_reply
 from .listeners import close_quietly
-
-if TYPE_CHECKING:
-    from .worker import Worker
+from .poller import READ, WRITE
+from .runner import DATA, END, ERRORS, FILE, FileSegment, Request, Run
 
 __all__ = ["Connection", "Lingerer", "Request", "peer_text"]
 
@@ -43,11 +62,6 @@ log = logging.getLogger("wsgiwire")
 # 64 KiB: below glibc's mmap threshold, so a read does not map and unmap memory
 # (a 256 KiB read did, on every one-request connection).
 RECV_SIZE = 65536
-# Response bytes buffered before a write is forced while the app still runs.
-_FLUSH_AT = 262144
-# Reply bytes that may wait for a slow reader while the app called in the loop
-# goes on; past this the app's output waits for the socket instead.
-_OUTBOX_MAX = 16 << 20
 # sendmsg() takes at most IOV_MAX (1024 on Linux) buffers at once.
 _IOV_MAX = 1024
 # How much of the last bytes received a protocol-error log line shows.
@@ -56,28 +70,19 @@ _SHOWN_BYTES = 48
 # lingering_time is 30 s; a gateway peer is local and fast, so less will do).
 LINGER_TIME = 5.0
 _LINGER_BYTES = 64 << 20
-# Block size for a file_wrapper file that sendfile cannot send (see sendfile()).
-_READ_BLOCK = 65536
+# A file segment goes out in pieces of at most this, so one fast reader of a
+# large file does not keep the loop to itself.
+_SENDFILE_MAX = 8 << 20
 
-
-class Request:
-    __slots__ = ("body", "data", "environ", "id", "keep_conn", "role")
-
-    def __init__(self, event: RequestStarted, environ: dict[str, Any], body: BodyBuffer):
-        self.id = event.request_id
-        self.environ = environ
-        self.body = body
-        self.data: BodyBuffer | None = None
-        self.role = event.role
-        self.keep_conn = event.keep_conn
+OutItem = Buffer | FileSegment
 
 
 class Connection:
-    """One accepted socket: feeds the codec, runs requests, writes replies."""
+    """One accepted socket (loop-owned): feeds the codec, starts runs, writes replies."""
 
     __slots__ = (
-        "busy",
         "close_after_flush",
+        "close_linger",
         "closed",
         "codec",
         "fd",
@@ -91,11 +96,12 @@ class Connection:
         "outbox_since",
         "peer",
         "requests",
+        "run",
         "sock",
         "watching",
     )
 
-    def __init__(self, loop: Worker, sock: _socket.socket, peer: object) -> None:
+    def __init__(self, loop: Loop, sock: _socket.socket, peer: object) -> None:
         self.loop = loop
         self.sock = sock
         self.fd = sock.fileno()
@@ -103,21 +109,28 @@ class Connection:
         self.peer = peer
         self.codec = loop.config.driver.new_codec(loop.config)
         self.requests: dict[int, Request] = {}
-        self.busy = False  # a request of this connection is running on a thread
+        # The request being run (inline and suspended, or on an app thread).
+        self.run: Run | None = None
         self.closed = False
         self.last_active = time.monotonic()
         # When the first byte of a request head arrived (0: not reading a head):
         # the header timeout runs from here, so a trickling client is cut.
         self.head_since = 0.0
-        # Reply bytes the peer could not take yet (see write(block=False)).
-        self.outbox: list[Buffer] | None = None
+        # Reply bytes and file segments the peer could not take yet (None: none).
+        self.outbox: list[OutItem] | None = None
         self.outbox_bytes = 0
         self.outbox_since = 0.0
         self.close_after_flush = False
+        self.close_linger = False
         self.last_done = False
         self.last_bytes = b""
 
-    # -- reading --------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """A request of this connection is running (or suspended mid-reply)."""
+        return self.run is not None
+
+    # -- entry points (the loop calls these) --------------------------------
     def on_readable(self) -> None:
         try:
             data = self.sock.recv(RECV_SIZE)
@@ -131,16 +144,70 @@ class Connection:
             self.head_since = now
         self.last_bytes = data[:_SHOWN_BYTES]  # for the log line of a protocol error
         self.codec.receive_data(data)
+        self._pump_safely()
+
+    def on_writable(self) -> None:
+        """The socket can take more of the outbox; then resume the reply or read on."""
+        if self.closed or self.outbox is None:
+            return
+        if not self._flush():
+            self._sync_run()
+            return
+        if self.close_after_flush:
+            self.close(linger=self.close_linger)
+            return
+        run = self.run
+        if run is not None:
+            if run.threaded:
+                run.set_unsent(0)
+            elif not run.done:
+                self._advance(run)
+        self._pump_safely()
+
+    def on_wake(self) -> None:
+        """An app thread posted output for this connection's run."""
+        run = self.run
+        if self.closed or run is None or not run.threaded:
+            return
+        out: list[OutItem] = []
+        codec = self.codec
+        request_id = run.request.id
+        finished = False
+        for kind, payload in run.take_items():
+            if kind == DATA:
+                out.extend(codec.send_data(request_id, payload))
+            elif kind == ERRORS:
+                out.extend(codec.send_chunks(ResponseErrorData(request_id, payload)))
+            elif kind == FILE:
+                out.append(payload)
+            elif kind == END:
+                run.ok = bool(payload)
+                finished = True
+        if finished:
+            self._finish(run, out)
+        elif out:
+            self.send(out)
+            self._sync_run()
+        self._pump_safely()
+
+    def _sync_run(self) -> None:
+        run = self.run
+        if run is not None and run.threaded:
+            run.set_unsent(self.outbox_bytes)
+
+    # -- reading ----------------------------------------------------------
+    def _pump_safely(self) -> None:
         try:
             self.pump()
         except ClientDisconnected:
             pass
+        self.repoll()
 
     def pump(self) -> None:
-        """Handle every event the codec has; stop while a request runs on a thread."""
+        """Handle every event the codec has; stop while a request runs or a reply waits."""
         codec = self.codec
         requests = self.requests
-        while not self.closed and not self.busy and self.outbox is None:
+        while not self.closed and self.run is None and self.outbox is None:
             if self.last_done and not requests:
                 break  # nothing after a request the peer said was the last
             event: Event | NeedData | None = None
@@ -164,7 +231,19 @@ class Connection:
                 # event's request's.
                 if exc.request_id is None and event is not None:
                     exc.request_id = getattr(event, "request_id", None)
-                self.protocol_error(exc)
+                if isinstance(exc, SpoolError):
+                    self.request_failed(exc.request_id, exc.status_hint, exc.msg)
+                else:
+                    self.protocol_error(exc)
+                return
+            except ClientDisconnected:
+                raise
+            except Exception as exc:  # a bug or a shortage (MemoryError, OSError)
+                request_id = getattr(event, "request_id", None)
+                status = 507 if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EFBIG) else 500
+                log.error("internal error setting up a request from %s: %s: %s",
+                          peer_text(self.peer), type(exc).__name__, exc, exc_info=exc)
+                self.request_failed(request_id, status, "", logged=True)
                 return
         if self.closed:
             return
@@ -172,8 +251,8 @@ class Connection:
             self.head_since = 0.0  # bytes that started no request (e.g. a late ABORT)
         housekeeping = codec.data_to_send()
         if housekeeping:
-            self.write([housekeeping])
-        if codec.should_close and not requests and not self.busy:
+            self.send([housekeeping])
+        if codec.should_close and not requests and self.run is None:
             # Input may still be on its way: the rest of a request the codec
             # refused (housekeeping replies), or bytes past a body (nginx with
             # request buffering off). Drain it rather than reset the peer.
@@ -197,13 +276,14 @@ class Connection:
             if aborted is not None:
                 aborted.body.discard()
                 log.info("request aborted by the web server: %s", request_label(aborted.environ))
-            self.write(self.codec.send_end(request_id, 1))
+            self.send(self.codec.send_end(request_id, 1))
         elif kind is ConnectionClosed:
             self.close()
 
     def start(self, event: RequestStarted) -> None:
-        config = self.loop.config
-        environ, declared = self.loop.builder.build_from_strings(
+        loop = self.loop
+        config = loop.config
+        environ, declared = loop.builder.build_from_strings(
             event.params, script_name_in_path_info=event.script_name_in_path_info
         )
         if config.base_environ:
@@ -231,266 +311,236 @@ class Connection:
         attach_input(environ, stream, terminated=request.body.declared is None)
         if request.data is not None:
             environ["wsgiwire.fcgi_data"] = request.data.finish()
-        pool = self.loop.pool
-        if pool is None:
-            self.run(request)
-            return
-        if not pool.submit(self, request):
-            self.requests.pop(request.id, None)
-            log.warning("overloaded: refused %s", request_label(environ))
-            with contextlib.suppress(ClientDisconnected):
-                self.write(self.loop.config.driver.overload_reply(self.codec, request.id))
-            return
-        self.busy = True
-        self.loop.pause(self)
-
-    def run(self, request: Request) -> None:
-        """Call the app for ``request`` and write the whole reply (any thread)."""
-        codec = self.codec
-        request_id = request.id
-        pending: list[Buffer] = []
-        size = 0
-
-        inline = self.loop.pool is None
-
-        send_data = codec.send_data
-
-        def out(data: bytes) -> None:
-            nonlocal size
-            pending.extend(send_data(request_id, data))
-            size += len(data)
-            if size >= _FLUSH_AT:
-                # In the loop, up to _OUTBOX_MAX of a reply may wait for a slow
-                # reader without holding up other connections; past that the
-                # app's output waits for the socket (memory stays bounded).
-                self.write(pending, block=not inline or self.outbox_bytes >= _OUTBOX_MAX)
-                pending.clear()
-                size = 0
-
-        environ = request.environ
-        send_file = None
-        driver = self.loop.config.driver
-        if not driver.raw_body:
-            # wsgi.errors also goes to the web server's error log (FCGI_STDERR).
-            environ["wsgi.errors"] = ErrorStream(
-                lambda data: pending.extend(codec.send_chunks(ResponseErrorData(request_id, data)))
-            )
-        else:
-            # Nothing but the reply travels on a raw-body connection: the log only.
-            environ["wsgi.errors"] = ErrorStream()
-
-            def send_file(filelike: IO[bytes], count: int) -> int:
-                nonlocal size
-                self.write(pending)  # blocking: sendfile follows in order
-                pending.clear()
-                size = 0
-                return self.sendfile(filelike, count)
-
-        response = Response(
-            out,
-            method=environ["REQUEST_METHOD"],
-            style=driver.head_style,
-            protocol=environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
-            file_sender=send_file,
-        )
         loop = self.loop
-        started = loop.request_begins(environ)
-        try:
-            ok = call_app(loop.app, environ, response, debug=loop.config.debug)
-        except ClientDisconnected:
-            ok = False
-        loop.request_done(ok, environ, response, started)
-        self.requests.pop(request_id, None)
-        if self.closed:
+        if not loop.threaded:
+            run = Run(loop, self.codec, request, threaded=False)
+            self.run = run
+            self._advance(run)
             return
-        pending.extend(codec.send_end(request_id, 0 if ok else 1))
+        run = Run(loop, self.codec, request, threaded=True, wake=loop.wake_for(self))
+        if not loop.submit(self, run):
+            self.requests.pop(request.id, None)
+            stream.close()
+            log.warning("overloaded: refused %s", request_label(environ))
+            self.send(loop.config.driver.overload_reply(self.codec, request.id))
+            return
+        self.run = run
+
+    def _advance(self, run: Run) -> None:
+        """Step an inline run while the socket takes its output; park it when it does not."""
+        loop = self.loop
+        while True:
+            loop.run_begins(run)
+            ended = True
+            try:
+                ended = run.step()
+            except Exception as exc:  # the gateway answers the app's errors: this is ours
+                log.error("internal error running %s: %s: %s", request_label(run.request.environ),
+                          type(exc).__name__, exc, exc_info=exc)
+                run.ok = False
+            finally:
+                loop.run_paused(not ended)
+            if ended:
+                self._finish(run, run.take_pending())
+                return
+            pending = run.take_pending()
+            if pending:
+                self.send(pending)
+            if self.closed or self.outbox is not None:
+                return  # resumed by on_writable()
+
+    def _finish(self, run: Run, out: list[OutItem]) -> None:
+        """The app is done with ``run``: end the request on the wire and account for it."""
+        request = run.request
+        self.run = None
+        self.requests.pop(request.id, None)
+        self.loop.request_done(run)
+        if self.closed:
+            for item in out:
+                if isinstance(item, FileSegment):
+                    item.close()
+            return
+        ok = run.ok
+        codec = self.codec
+        out.extend(codec.send_end(request.id, 0 if ok else 1))
         # A request without keep-alive was the connection's last: no more are read.
         self.last_done = codec.should_close
-        try:
-            # In the loop, a reply the peer cannot take at once waits in the outbox.
-            self.write(pending, block=not inline)
-        except ClientDisconnected:
-            pass
-        if not ok and driver.head_style is not HeadStyle.CGI:
+        if self.loop.stopping and not self.requests and codec.idle:
+            # The last reply before a stop: hold it back (TCP_CORK) so that its
+            # END_REQUEST and our FIN leave in one segment. nginx reads both at
+            # once and never puts the connection back in its keepalive cache,
+            # where its very next request (a POST it cannot retry) would meet
+            # the close. The close follows in close_soon() below.
+            _cork(self.sock)
+        self.send(out)
+        if not ok and self.loop.config.driver.head_style is not HeadStyle.CGI:
             # uwsgi/SCGI have no way to say "cut" but closing the connection.
+            self.close_soon()
+        elif self.loop.stopping and not self.requests and codec.idle:
+            # Stopping: a kept connection closes right behind its END_REQUEST,
+            # so the web server sees the close before it reuses the connection.
             self.close_soon()
 
     # -- errors ---------------------------------------------------------
-    def protocol_error(self, exc: ProtocolError) -> None:
-        self.loop.note_malformed(exc)
-        peer = peer_text(self.peer)
-        shown = self.last_bytes.decode("latin-1").encode("unicode_escape").decode("ascii")
-        log.warning(
-            "%s protocol error from %s: %s (last bytes received: '%s'%s)",
-            self.loop.config.driver.name,
-            peer,
-            exc.msg,
-            shown,
-            "..." if len(self.last_bytes) >= _SHOWN_BYTES else "",
-        )
+    def request_failed(
+        self, request_id: int | None, status: int, why: str, *, logged: bool = False
+    ) -> None:
+        """Setting up a request failed on our side (spool full, a bug): answer it, close."""
+        request = self.requests.get(request_id) if request_id is not None else None
+        if not logged:
+            label = request_label(request.environ) if request is not None else "a request"
+            log.error("%s from %s: %s; answered %d", label, peer_text(self.peer), why, status)
+        self.protocol_error(ProtocolError(why, status_hint=status, request_id=request_id),
+                            logged=True)
+
+    def protocol_error(self, exc: ProtocolError, *, logged: bool = False) -> None:
+        if not logged:
+            self.loop.note_malformed(exc)
+            shown = self.last_bytes.decode("latin-1").encode("unicode_escape").decode("ascii")
+            log.warning(
+                "%s protocol error from %s: %s (last bytes received: '%s'%s)",
+                self.loop.config.driver.name,
+                peer_text(self.peer),
+                exc.msg,
+                shown,
+                "..." if len(self.last_bytes) >= _SHOWN_BYTES else "",
+            )
         request_id = exc.request_id
+        out: list[OutItem] = []
         if request_id is not None and not self.closed:
             try:
-                chunks = status_reply(
+                out.extend(status_reply(
                     self.codec, request_id, exc.status_hint, self.loop.config.driver.head_style
-                )
+                ))
             except ProtocolError:
-                chunks = []
-            if chunks:
-                with contextlib.suppress(ClientDisconnected):
-                    self.write(chunks)
-        self.requests.pop(request_id or 0, None)
-        with contextlib.suppress(ProtocolError):
+                pass
+        request = self.requests.pop(request_id or 0, None)
+        if request is not None:
+            request.body.discard()
+        try:
             housekeeping = self.codec.data_to_send()
-            if housekeeping:
-                with contextlib.suppress(ClientDisconnected):
-                    self.write([housekeeping])
-        self.close(linger=True)
+        except ProtocolError:
+            housekeeping = b""
+        if housekeeping:
+            out.append(housekeeping)
+        if out and not self.closed:
+            self.send(out)
+        self.close_soon(linger=True)
 
     # -- writing --------------------------------------------------------
-    def write(self, buffers: Sequence[Buffer], *, block: bool = True) -> None:
-        """Write every buffer; while the socket is full, wait (bounded) or park the rest.
+    def send(self, items: Sequence[OutItem]) -> bool:
+        """Write ``items`` now, or what the socket takes and park the rest; never blocks.
 
-        With ``block=False`` (a finished reply, app called in the loop) what the
-        peer cannot take yet goes to the outbox, flushed when the socket turns
-        writable, so one slow reader never holds up the other connections.
+        True when everything went out. What waits goes out from ``on_writable``;
+        meanwhile the connection reads nothing (one reply at a time, in order).
         """
         if self.closed:
-            raise ClientDisconnected()
-        left = sum(map(len, buffers))  # bytes still to write
+            return False
         if self.outbox is not None:
-            self.outbox.extend(buffers)
-            self.outbox_bytes += left
-            if not block:
-                return
-            # Blocking now: what waited goes first, in order.
-            buffers, left, self.outbox, self.outbox_bytes = self.outbox, self.outbox_bytes, None, 0
-            self.loop.done_writing(self)
-        sock = self.sock
-        deadline = 0.0
-        views = buffers  # copied only if a partial write has to cut into one
-        first = 0
-        while left:
+            self.outbox.extend(items)
+            self.outbox_bytes += sum(map(len, items))
+            return False
+        if type(items) is list and len(items) <= _IOV_MAX and not _has_segment(items):
+            # The common case: one reply's buffers in one sendmsg().
             try:
-                # All in one sendmsg() unless there are too many buffers or a
-                # write was partial.
-                if not first and len(views) <= _IOV_MAX:
-                    sent = sock.sendmsg(views)
-                else:
-                    sent = sock.sendmsg(views[first : first + _IOV_MAX])
+                sent = self.sock.sendmsg(items)
             except (BlockingIOError, InterruptedError):
                 sent = 0
             except OSError as exc:
-                log.info("client %s went away: %s", peer_text(self.peer), exc.strerror)
-                self.close()
-                raise ClientDisconnected() from None
-            if sent:
-                left -= sent
-                if not left:
-                    break
-                deadline = 0.0
-                # A partial write: skip the buffers it took, cut into the next
-                # (in a copy: the caller's list is left as it was).
-                cut = views if isinstance(views, list) and views is not buffers else list(views)
-                while sent >= len(cut[first]):
-                    sent -= len(cut[first])
-                    first += 1
-                if sent:
-                    cut[first] = memoryview(cut[first])[sent:]
-                views = cut
-                continue
-            if not block:
-                self.outbox = list(views[first:])
-                self.outbox_bytes = left
-                self.outbox_since = time.monotonic()
-                self.loop.want_write(self)
-                return
-            if not deadline:
-                deadline = time.monotonic() + self.loop.config.limits.write_timeout
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not _wait_writable(sock, remaining):
-                log.warning("write timeout to %s; connection closed", peer_text(self.peer))
-                self.close()
-                raise ClientDisconnected()
-        self.last_active = time.monotonic()
+                self._gone(exc)
+                return False
+            left = sum(map(len, items)) - sent
+            if not left:
+                self.last_active = time.monotonic()
+                return True
+            self.outbox = _cut(list(items), sent)
+            self.outbox_bytes = left
+        else:
+            self.outbox = list(items)
+            self.outbox_bytes = sum(map(len, items))
+            if self._flush():
+                return True
+        self.outbox_since = time.monotonic()
+        self.repoll()
+        return False
 
-    def on_writable(self) -> None:
-        """The socket can take more of the outbox; resume reading once it is empty."""
+    def _flush(self) -> bool:
+        """Write the outbox until it is empty (True) or the socket is full (False)."""
         outbox = self.outbox
-        if outbox is None or self.closed:
-            return
+        if outbox is None:
+            return True
+        sock = self.sock
+        while outbox:
+            first = outbox[0]
+            if type(first) is FileSegment:
+                try:
+                    n = os.sendfile(self.fd, first.fd, first.offset,
+                                    min(first.left, _SENDFILE_MAX))
+                except (BlockingIOError, InterruptedError):
+                    return False
+                except OSError as exc:
+                    self._gone(exc)
+                    return False
+                if n == 0:  # the file ended early: the reply cannot be completed
+                    log.warning("a file being sent to %s ended early; connection closed",
+                                peer_text(self.peer))
+                    self.close()
+                    return False
+                first.offset += n
+                first.left -= n
+                self.last_active = self.outbox_since = time.monotonic()
+                if not first.left:
+                    first.close()
+                    del outbox[0]
+                elif n < _SENDFILE_MAX:
+                    return False  # the socket is full
+                continue
+            count = 0
+            for item in outbox:
+                if type(item) is FileSegment or count == _IOV_MAX:
+                    break
+                count += 1
+            batch = outbox[:count]
+            try:
+                sent = sock.sendmsg(batch)  # type: ignore[arg-type]
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError as exc:
+                self._gone(exc)
+                return False
+            self.outbox_bytes -= sent
+            self.last_active = self.outbox_since = time.monotonic()
+            total = sum(map(len, batch))
+            rest = _cut(batch, sent)
+            outbox[:count] = rest
+            if sent < total:
+                return False
         self.outbox = None
         self.outbox_bytes = 0
-        try:
-            self.write(outbox, block=False)
-        except ClientDisconnected:
+        return True
+
+    def _gone(self, exc: OSError) -> None:
+        log.info("client %s went away: %s", peer_text(self.peer), exc.strerror)
+        self.close()
+
+    def repoll(self) -> None:
+        """Tell the loop what to poll this socket for: writing, reading, or nothing."""
+        if self.closed:
             return
         if self.outbox is not None:
-            return
-        if self.close_after_flush:
-            self.close()  # no need to poll for reading first (an SCGI/uwsgi reply's end)
-            return
-        self.loop.done_writing(self)
-        with contextlib.suppress(ClientDisconnected):
-            self.pump()
-
-    def sendfile(self, filelike: IO[bytes], count: int) -> int:
-        """Write ``count`` bytes (-1: all) of ``filelike`` from its position with os.sendfile."""
-        if self.closed:
-            raise ClientDisconnected()
-        fd = filelike.fileno()
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or not info.st_size:
-            # A pipe, socket or device has no position or size, and a /proc file
-            # says 0 whatever it holds: read it and write what it gives.
-            return self._send_by_reading(filelike, count)
-        offset = filelike.tell()
-        if count < 0:
-            count = max(0, info.st_size - offset)
-        sent = 0
-        out_fd = self.sock.fileno()
-        deadline = 0.0
-        while sent < count:
-            try:
-                n = os.sendfile(out_fd, fd, offset + sent, count - sent)
-            except (BlockingIOError, InterruptedError):
-                n = -1
-            except OSError as exc:
-                log.info("client %s went away: %s", peer_text(self.peer), exc.strerror)
-                self.close()
-                raise ClientDisconnected() from None
-            if n == 0:
-                break  # the file ended early; Response.finish() reports a short body
-            if n > 0:
-                sent += n
-                deadline = 0.0
-                continue
-            if not deadline:
-                deadline = time.monotonic() + self.loop.config.limits.write_timeout
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not _wait_writable(self.sock, remaining):
-                log.warning("write timeout to %s; connection closed", peer_text(self.peer))
-                self.close()
-                raise ClientDisconnected()
-        filelike.seek(offset + sent)
-        self.last_active = time.monotonic()
-        return sent
-
-    def _send_by_reading(self, filelike: IO[bytes], count: int) -> int:
-        """Write up to ``count`` bytes (-1: all) of ``filelike`` as read; the count written."""
-        sent = 0
-        while count < 0 or sent < count:
-            block = filelike.read(_READ_BLOCK if count < 0 else min(_READ_BLOCK, count - sent))
-            if not block:
-                break
-            self.write([block])
-            sent += len(block)
-        return sent
+            mask = WRITE
+        elif self.run is not None:
+            mask = 0  # a request runs: read nothing more meanwhile
+        else:
+            mask = READ
+        if mask != self.watching:
+            self.loop.poll_for(self, mask)
 
     def close_soon(self, *, linger: bool = False) -> None:
         """Close once the outbox is written (at once when it is empty)."""
         if self.outbox is not None:
             self.close_after_flush = True
+            self.close_linger = self.close_linger or linger
             return
         self.close(linger=linger)
 
@@ -506,22 +556,51 @@ class Connection:
         if self.closed:
             return
         self.closed = True
-        requests = self.requests
-        if requests:
-            for request in requests.values():
-                request.body.discard()
-            requests.clear()
+        run = self.run
+        if run is not None:
+            self.run = None
+            run.abandon()
+            self.loop.request_done(run)
+        for request in self.requests.values():
+            request.body.discard()
+        self.requests.clear()
+        if self.outbox is not None:
+            for item in self.outbox:
+                if type(item) is FileSegment:
+                    item.close()
+            self.outbox = None
+            self.outbox_bytes = 0
         self.loop.forget(self)
         if linger:
             self.loop.linger(self.sock)
             return
+        if self.loop.stopping:
+            # Corked (see _finish): the rest of the reply goes out with the FIN.
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_WR)
         close_quietly(self.sock)
 
 
-def _wait_writable(sock: _socket.socket, timeout: float) -> bool:
-    poller = select.poll()
-    poller.register(sock.fileno(), select.POLLOUT)
-    return bool(poller.poll(timeout * 1000))
+def _cork(sock: _socket.socket) -> None:
+    if sock.family != socket.AF_UNIX:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+
+
+def _has_segment(items: Sequence[Any]) -> bool:
+    return any(type(item) is FileSegment for item in items)
+
+
+def _cut(buffers: list[Any], sent: int) -> list[Any]:
+    """``buffers`` less their first ``sent`` bytes (a partial write)."""
+    first = 0
+    while first < len(buffers) and sent >= len(buffers[first]):
+        sent -= len(buffers[first])
+        first += 1
+    rest = buffers[first:]
+    if sent and rest:
+        rest[0] = memoryview(rest[0])[sent:]
+    return rest
 
 
 def peer_text(peer: object) -> str:

@@ -53,12 +53,19 @@ class FastCGIDriver:
         self.roles = tuple(roles)
 
     def new_codec(self, config: ServerConfig) -> Codec:
+        # What FCGI_GET_VALUES reports is what this configuration does: the
+        # requests of one connection run one after the other (interleaved ones are
+        # accepted and queued), so FCGI_MPXS_CONNS is 0; FCGI_MAX_REQS is how many
+        # requests the server runs at once (workers x threads, 1 per worker
+        # without threads); FCGI_MAX_CONNS how many connections it holds.
+        workers = max(1, config.workers)
         return FastCGIConnection(
             config.limits,
             roles=self.roles,
             multiplex=config.multiplex,
-            max_conns=config.limits.max_connections,
-            max_reqs=config.limits.max_requests_per_connection,
+            max_conns=workers * config.limits.max_connections,
+            max_reqs=workers * max(1, config.threads),
+            mpxs=False,
         )
 
     def overload_reply(self, codec: Codec, request_id: int) -> list[Buffer]:

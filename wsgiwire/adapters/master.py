@@ -87,6 +87,7 @@ _IGNORED = tuple(
 )
 _HANDLED = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGUSR1,
             signal.SIGTTIN, signal.SIGTTOU, *_IGNORED)
+_GRACE = 1.0  # --request-timeout: the worker's own watchdog acts first
 
 
 def drop_privileges(user: str | None, group: str | None) -> None:
@@ -284,6 +285,10 @@ class Server:
             self._stop_children()
             raise
         else:
+            # New connections are refused from now on (each worker closes its
+            # own copy as it stops), so the web server fails over at once.
+            for listener in config.listeners:
+                close_quietly(listener)
             code = self._stop_children() or self._exit_code
             if self._startup_error:
                 print(f"wsgiwire: cannot load the application: {self._startup_error}",
@@ -613,7 +618,9 @@ class Server:
             return
         now = time.monotonic()
         for info in self.board.all():
-            if info.pid > 0 and info.busy_since and now - info.busy_since > limit:
+            # The worker's own watchdog logs where the request hangs and exits
+            # first; this is the backstop when it cannot (its GIL held in C code).
+            if info.pid > 0 and info.busy_since and now - info.busy_since > limit + _GRACE:
                 log.error("worker %d killed: %s ran %.1f s, over the request timeout of %g s",
                           info.pid, info.label or "a request", now - info.busy_since, limit)
                 self.board.request_finished(info.slot, info.requests, info.errors + 1)

@@ -249,9 +249,18 @@ class Scoreboard:
             _D.pack_into(self.memory, at, 0.0)
 
     def should_yield(self, slot: int, count: int) -> bool:
-        """True when this worker holds clearly more connections than another accepting one."""
+        """True when this worker holds clearly more connections than another that can take one.
+
+        Only a worker that polls its listener now counts: accepting (not booting
+        or draining) and not inside the app (a worker without threads busy in a
+        long request would leave the connection waiting until it is done).
+        """
         fewest = count
+        memory = self.memory
         for other in range(self.slots):
-            if other != slot and self._field(other, _STATE) == ACCEPTING:
-                fewest = min(fewest, self._field(other, _CONNS))
+            if other == slot or self._field(other, _STATE) != ACCEPTING:
+                continue
+            if _D.unpack_from(memory, other * self.slot_size + _SINCE * 8)[0]:
+                continue  # in the app right now: it is not polling
+            fewest = min(fewest, self._field(other, _CONNS))
         return count > fewest + ACCEPT_SLACK

@@ -1,4 +1,9 @@
-"""A worker: one process's event loop (accept, read, dispatch, sweep), optional app threads."""
+"""A worker: one process's event loop (accept, read, dispatch, sweep), optional app threads.
+
+Who owns what is written once, in ``connection.py``: this loop thread owns the
+poller, the connection table, the scoreboard slot and every socket; app
+threads post to a run and wake the loop through ``_wake_w``.
+"""
 
 from __future__ import annotations
 
@@ -11,21 +16,24 @@ import queue
 import random
 import select
 import socket
+import sys
 import threading
 import time
+import traceback
+from collections.abc import Callable
 from typing import Any
 
 from ..accesslog import AccessLog
 from ..core.environ import EnvironBuilder
 from ..core.gateway import FileWrapper, request_label
-from ..core.response import Response
-from ..errors import BadRequest, ClientDisconnected, LimitExceeded, ProtocolError
+from ..errors import BadRequest, LimitExceeded, ProtocolError
 from ..limits import Limits
 from .base import ServerConfig
-from .connection import LINGER_TIME, Connection, Lingerer, Request, peer_text
+from .connection import LINGER_TIME, Connection, Lingerer, peer_text
 from .listeners import close_quietly
-from .poller import READ, WRITE, Poller
+from .poller import READ, Poller
 from .rss import RSSProbe
+from .runner import Run
 from .scoreboard import ACCEPTING, DRAINING, Scoreboard
 
 __all__ = ["Pool", "Worker"]
@@ -34,6 +42,15 @@ log = logging.getLogger("wsgiwire")
 
 _SWEEP_INTERVAL = 1.0
 _ACCEPT_PAUSE = 0.005
+# Out of descriptors (EMFILE/ENFILE): stop polling the listeners this long, then
+# try again. One log line when it starts and one when accepting works again.
+_STARVED_PAUSE = 0.25
+# Stopping: an idle kept-alive connection is closed once it has been quiet this
+# long. nginx reuses its most recently used connection first, so one quiet for
+# a while is the least likely to carry a request already on its way.
+_QUIET = 0.5
+# Exit status of a worker that stopped itself over --request-timeout (no threads).
+TIMED_OUT = 4
 
 
 def _has_input(sock: _socket.socket) -> bool:
@@ -54,6 +71,13 @@ def _body_size(environ: dict[str, Any]) -> int:
         return 0
 
 
+def _label(environ: dict[str, Any]) -> str:
+    # Web servers send REQUEST_URI: the label for the status page and the
+    # watchdog without assembling it from the parts.
+    uri = environ.get("REQUEST_URI")
+    return f"{environ.get('REQUEST_METHOD', '?')} {uri}" if uri else request_label(environ)
+
+
 class Pool:
     """A fixed set of app threads with a bounded hand-off queue.
 
@@ -61,67 +85,83 @@ class Pool:
     servers, which send one request per connection at a time, simply wait.
     Only past ``Limits.max_queued_requests`` waiting requests is one refused
     (FCGI_OVERLOADED or 503): a fast answer instead of an unbounded queue.
+    The pool's counters are its own (under its lock); the loop reads them to
+    write the scoreboard.
     """
 
-    def __init__(self, worker: Worker, threads: int, queue_size: int) -> None:
-        self.worker = worker
+    def __init__(
+        self,
+        threads: int,
+        queue_size: int,
+        started: Callable[[int, Run], None] | None = None,
+        finished: Callable[[int], None] | None = None,
+    ) -> None:
         self.busy = 0
+        # Called in app thread ``index`` around each run (the scoreboard's
+        # per-thread fields: each thread writes only its own).
+        self._started = started
+        self._finished = finished
         # Requests handed over and not finished: running plus waiting. Only past
         # threads + queue_size is one refused, so requests arriving together at
         # idle threads are never mistaken for overload.
         self.pending = 0
         self.capacity = threads + queue_size
         self._lock = threading.Lock()
-        self.jobs: queue.SimpleQueue[tuple[Connection, Request] | None] = queue.SimpleQueue()
+        # thread ident -> (started, run, connection): for the request watchdog
+        self.running: dict[int, tuple[float, Run, Connection]] = {}
+        self.jobs: queue.SimpleQueue[tuple[Connection, Run] | None] = queue.SimpleQueue()
         self.threads = [
-            threading.Thread(target=self._loop, name=f"wsgiwire-app-{i}", daemon=True)
+            threading.Thread(target=self._loop, args=(i,), name=f"wsgiwire-app-{i}", daemon=True)
             for i in range(threads)
         ]
         for thread in self.threads:
             thread.start()
 
-    def submit(self, conn: Connection, request: Request) -> bool:
+    def submit(self, conn: Connection, run: Run) -> bool:
+        """(loop) Queue ``run``; False when the pool is full."""
         with self._lock:
             if self.pending >= self.capacity:
                 return False
             self.pending += 1
-            busy, waiting = self.busy, self.pending - self.busy
-        self.jobs.put((conn, request))
-        self._report(busy, waiting)
+        self.jobs.put((conn, run))
         return True
 
-    def _loop(self) -> None:
+    def counts(self, in_flight: int) -> tuple[int, int]:
+        """(busy, waiting) for ``in_flight`` requests handed over and not finished."""
+        threads = len(self.threads)
+        return min(in_flight, threads), max(0, in_flight - threads)
+
+    def _loop(self, index: int) -> None:
+        ident = threading.get_ident()
         while True:
             job = self.jobs.get()
             if job is None:
                 return
-            conn, request = job
-            self._count(+1, 0)
+            conn, run = job
+            with self._lock:
+                self.busy += 1
+                self.running[ident] = (time.monotonic(), run, conn)
             try:
-                conn.run(request)
-            except Exception:
-                log.exception("internal error running %s", request_label(request.environ))
+                if self._started is not None:
+                    self._started(index, run)
+                run.execute(lambda c=conn: c.closed)  # type: ignore[misc]
+            except BaseException:
+                log.exception("internal error in an app thread")
             finally:
-                self._count(-1, -1)
-            self.worker.resume_later(conn)
+                if self._finished is not None:
+                    self._finished(index)
+                with self._lock:
+                    self.busy -= 1
+                    self.pending -= 1
+                    self.running.pop(ident, None)
 
-    def _count(self, busy_delta: int, pending_delta: int) -> None:
-        with self._lock:
-            self.busy += busy_delta
-            self.pending += pending_delta
-            busy, waiting = self.busy, self.pending - self.busy
-        self._report(busy, waiting)
-
-    def _report(self, busy: int, waiting: int) -> None:
-        board = self.worker.board
-        if board is not None:
-            board.set_threads(self.worker.slot, busy, waiting)
-
-    def stop(self) -> None:
+    def stop(self, timeout: float = 2.0) -> None:
         for _ in self.threads:
             self.jobs.put(None)
+        deadline = time.monotonic() + timeout
         for thread in self.threads:
-            thread.join(timeout=5)
+            # A hung app thread (see --request-timeout) is a daemon: not waited for.
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 class Worker:
@@ -137,18 +177,21 @@ class Worker:
         self.app = config.load_app()
         self.requests_served = 0
         self.errors = 0
-        self._count_lock = threading.Lock()
         self.max_requests = config.max_requests
         if self.max_requests and config.max_requests_jitter:
             self.max_requests += random.randint(0, config.max_requests_jitter)
         self._watch = board is not None and config.threads == 0
         self._rss = RSSProbe() if config.reload_on_rss else None
         self._access_log = AccessLog(config.access_log_format) if config.access_log else None
-        # App thread -> its number on the scoreboard (each shows its current request).
-        self._thread_numbers: dict[int, int] = {}
         self._one_shot = bool(getattr(config.driver, "one_request_per_connection", False))
         self._accepting = False  # inside _accept(): forget() leaves the scoreboard alone
         self._reported_connections = -1  # the count last written to the scoreboard (-1: none)
+        self._starved = False  # out of descriptors: accepts paused
+        self._refuse = False  # stopping for good: close the listening sockets
+        self._in_flight = 0  # requests handed to the pool and not finished (loop's count)
+        # A worker under a master stops when its master is gone (the fallback
+        # for PR_SET_PDEATHSIG): checked in the sweep.
+        self._ppid = os.getppid() if board is not None else 0
         self.builder = EnvironBuilder(
             multithread=config.threads > 0,
             multiprocess=config.workers > 1,
@@ -162,7 +205,15 @@ class Worker:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
-        self._resume: queue.SimpleQueue[Connection] = queue.SimpleQueue()
+        # Connections whose app thread posted output, or ("timeout", ...) notes
+        # from the request watchdog.
+        self._woken: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # The request watchdog (--request-timeout): when the loop thread entered
+        # the app (inline; 0: not in the app), read by the watchdog thread.
+        self._app_since = 0.0
+        self._app_label = ""
+        self._loop_ident = 0
+        self._watchdog_done = threading.Event()
         # Per listener: its family and type (accept() would convert them to
         # enums on every call), and a poll object that says whether a
         # connection is waiting. Asked before each accept, poll() with no
@@ -176,11 +227,15 @@ class Worker:
                 int(listener.family), int(listener.type), waiting
             )
 
+    @property
+    def threaded(self) -> bool:
+        return self.pool is not None
+
     # -- connection bookkeeping -------------------------------------------
     def forget(self, conn: Connection) -> None:
         if self.connections.pop(id(conn), None) is not None:
             if conn.watching:
-                self._poll_for(conn, 0)
+                self.poll_for(conn, 0)
             if self.board is not None and not self._accepting:
                 self._report_connections()
 
@@ -191,63 +246,53 @@ class Worker:
             self._reported_connections = count
             self.board.set_connections(self.slot, count)
 
-    # -- per-request accounting (any thread) -------------------------------
-    def request_begins(self, environ: dict[str, Any]) -> float:
+    # -- per-request accounting (the loop thread) ---------------------------
+    def run_begins(self, run: Run) -> None:
+        """The loop is about to step ``run`` in the app (inline mode)."""
         now = time.monotonic()
-        board = self.board
-        if board is not None and (self._watch or self.pool is not None):
-            # Web servers send REQUEST_URI: the label for the status page and
-            # the watchdog without assembling it from the parts.
-            uri = environ.get("REQUEST_URI")
-            label = f"{environ['REQUEST_METHOD']} {uri}" if uri else request_label(environ)
-            if self._watch:
-                board.request_started(self.slot, label, now)
-            else:
-                board.thread_started(self.slot, self._thread_number(), label, now)
-        return now
+        if not run.started:
+            run.started = now
+            run.label = _label(run.request.environ)
+        self._app_since = now
+        self._app_label = run.label
+        if self._watch and self.board is not None:
+            self.board.request_started(self.slot, run.label, now)
 
-    def _thread_number(self) -> int:
-        ident = threading.get_ident()
-        number = self._thread_numbers.get(ident)
-        if number is None:
-            with self._count_lock:
-                number = self._thread_numbers.setdefault(ident, len(self._thread_numbers))
-        return number
+    def run_paused(self, suspended: bool) -> None:
+        """The loop is out of the app again: the run ended, or waits for the socket."""
+        self._app_since = 0.0
+        if suspended and self._watch and self.board is not None:
+            # Suspended for a slow reader, the worker is not busy: say so, so that
+            # neither the master's watchdog nor accept balancing count it as stuck.
+            self.board.request_finished(self.slot, self.requests_served, self.errors)
 
-    def request_done(
-        self, ok: bool, environ: dict[str, Any], response: Response, started: float
-    ) -> None:
-        failed = not ok or response.failed
+    def request_done(self, run: Run) -> None:
+        """The one place a request is finished (answered, failed or cut)."""
+        failed = not run.ok or run.response.failed
+        served = self.requests_served = self.requests_served + 1
+        errors = self.errors = self.errors + failed
         board = self.board
-        duration = time.monotonic() - started
-        if self.pool is None:  # one thread: no lock needed
-            served = self.requests_served = self.requests_served + 1
-            errors = self.errors = self.errors + failed
+        duration = time.monotonic() - run.started if run.started else 0.0
+        environ, response = run.request.environ, run.response
+        if board is not None:
+            board.request_finished(self.slot, served, errors)
+            board.record(self.slot, response.status, duration, _body_size(environ),
+                         response.sent)
+        if self.pool is not None:
+            self._in_flight -= 1
             if board is not None:
-                board.request_finished(self.slot, served, errors)
-                board.record(self.slot, response.status, duration,
-                             _body_size(environ), response.sent)
-        else:
-            with self._count_lock:
-                served = self.requests_served = self.requests_served + 1
-                errors = self.errors = self.errors + failed
-                if board is not None:
-                    board.request_finished(self.slot, served, errors)
-                    board.record(self.slot, response.status, duration,
-                                 _body_size(environ), response.sent)
-            if board is not None:
-                board.thread_finished(self.slot, self._thread_number())
+                board.set_threads(self.slot, *self.pool.counts(self._in_flight))
         if self._access_log is not None:
             self._access_log.log(environ, response, duration)
         if self.max_requests and served >= self.max_requests and not self.stopping:
             log.info("worker %d served %d requests; recycling it", os.getpid(), served)
-            self.request_stop()
+            self._begin_stop(refuse=False)
         if self._rss is not None and not self.stopping:
             rss = self._rss.rss()
             if rss > self.config.reload_on_rss:
                 log.info("worker %d uses %d MiB, over --reload-on-rss %d MiB; recycling it",
                          os.getpid(), rss >> 20, self.config.reload_on_rss >> 20)
-                self.request_stop()
+                self._begin_stop(refuse=False)
 
     def note_malformed(self, exc: ProtocolError) -> None:
         """Count a request refused as malformed, by reason, for the status page."""
@@ -255,6 +300,39 @@ class Worker:
             reason = (0 if isinstance(exc, LimitExceeded)
                       else 1 if isinstance(exc, BadRequest) else 2)
             self.board.count_malformed(self.slot, reason)
+
+    def _thread_started(self, index: int, run: Run) -> None:
+        """(app thread ``index``) Show its request on the scoreboard; its own field."""
+        if self.board is not None:
+            self.board.thread_started(self.slot, index, run.label, time.monotonic())
+
+    def _thread_finished(self, index: int) -> None:
+        """(app thread ``index``)"""
+        if self.board is not None:
+            self.board.thread_finished(self.slot, index)
+
+    def submit(self, conn: Connection, run: Run) -> bool:
+        pool = self.pool
+        if pool is None or not pool.submit(conn, run):
+            return False
+        run.started = time.monotonic()
+        run.label = _label(run.request.environ)
+        self._in_flight += 1
+        if self.board is not None:
+            self.board.set_threads(self.slot, *pool.counts(self._in_flight))
+        return True
+
+    def wake_for(self, conn: Connection) -> Any:
+        """A callable an app thread uses to say ``conn``'s run has output."""
+        woken = self._woken
+        wake_w = self._wake_w
+
+        def wake() -> None:
+            woken.put(conn)
+            with contextlib.suppress(OSError):
+                wake_w.send(b"\0")
+
+        return wake
 
     def linger(self, sock: _socket.socket) -> None:
         """Shut down our side of ``sock`` and drain it briefly before closing."""
@@ -273,7 +351,7 @@ class Worker:
         self.poller.remove(lingerer.sock.fileno())
         close_quietly(lingerer.sock)
 
-    def _poll_for(self, conn: Connection, mask: int) -> None:
+    def poll_for(self, conn: Connection, mask: int) -> None:
         """Poll ``conn`` for ``mask`` (READ or WRITE), or not at all (0)."""
         current = conn.watching
         if current == mask:
@@ -290,39 +368,20 @@ class Worker:
             return
         conn.watching = mask
 
-    def want_write(self, conn: Connection) -> None:
-        """``conn`` has an outbox: wait for writability, and stop reading meanwhile."""
-        self._poll_for(conn, WRITE)
-
-    def done_writing(self, conn: Connection) -> None:
-        self._poll_for(conn, READ)
-
-    def pause(self, conn: Connection) -> None:
-        self._poll_for(conn, 0)
-
-    def resume_later(self, conn: Connection) -> None:
-        self._resume.put(conn)
-        with contextlib.suppress(OSError):
-            self._wake_w.send(b"\0")
-
-    def _resume_ready(self) -> None:
+    def _woken_ready(self) -> None:
         with contextlib.suppress(OSError):
             while self._wake_r.recv(4096):
                 pass
         while True:
             try:
-                conn = self._resume.get_nowait()
+                item = self._woken.get_nowait()
             except queue.Empty:
                 return
-            conn.busy = False
-            if conn.closed:
+            if type(item) is tuple:
+                self._timed_out(item[1], item[2])
                 continue
-            if self.stopping and not conn.requests:
-                conn.close()
-                continue
-            self._poll_for(conn, READ)
-            with contextlib.suppress(ClientDisconnected):
-                conn.pump()
+            if not item.closed:
+                item.on_wake()
 
     # -- accepting ------------------------------------------------------
     def _accept(self, listener: socket.socket) -> None:
@@ -339,8 +398,7 @@ class Worker:
         ):
             # At the FCGI_MAX_CONNS we advertise, or ahead of the other workers:
             # leave new connections in the backlog for a moment.
-            self._stop_accepting()
-            self.accept_paused_until = time.monotonic() + _ACCEPT_PAUSE
+            self._pause_accepting(_ACCEPT_PAUSE)
             return
         # Connections served whole during this call come and go without
         # touching the scoreboard; it gets the count once, at the end.
@@ -351,6 +409,10 @@ class Worker:
             self._accepting = False
             if board is not None:
                 self._report_connections()
+
+    def _pause_accepting(self, seconds: float) -> None:
+        self._stop_accepting()
+        self.accept_paused_until = time.monotonic() + seconds
 
     def _accept_waiting(self, listener: socket.socket, board: Scoreboard | None) -> None:
         """Accept and start serving the connections waiting on ``listener`` (up to 64)."""
@@ -376,11 +438,20 @@ class Worker:
                 return
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.error("cannot accept: %s", exc.strerror)
+                    # Level-triggered: polling the listener again now would spin.
+                    if not self._starved:
+                        self._starved = True
+                        log.error("cannot accept: %s; pausing accepts until descriptors "
+                                  "free up (%d connections open)", exc.strerror,
+                                  len(self.connections))
+                    self._pause_accepting(_STARVED_PAUSE)
                     return
                 if exc.errno in (errno.ECONNABORTED, errno.EPROTO):
                     continue
                 raise
+            if self._starved:
+                self._starved = False
+                log.info("accepting again (%d connections open)", len(self.connections))
             if tcp:
                 if not allows(peer):
                     log.warning("connection from %s refused by the allow-list", peer_text(peer))
@@ -389,23 +460,43 @@ class Worker:
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setblocking(False)
-            conn = Connection(self, sock, peer)
+            try:
+                conn = Connection(self, sock, peer)
+            except Exception:
+                log.exception("cannot set up a connection from %s", peer_text(peer))
+                close_quietly(sock)
+                continue
             self.connections[id(conn)] = conn
             # Web servers send the request right after connecting: read it now
             # rather than after another trip through the poller; for SCGI and
             # uwsgi (one connection per request) that usually serves the whole
             # connection, which then never needs polling at all.
-            conn.on_readable()
-            if not conn.closed and not conn.watching and not conn.busy:
-                self._poll_for(conn, READ)
+            self._handle(conn, conn.on_readable)
+            if not conn.closed:
+                conn.repoll()
             if board is not None and not self._one_shot:
                 return  # one at a time, so the board stays current
+
+    def _handle(self, conn: Connection, action: Any) -> None:
+        """Run one of ``conn``'s entry points; an error there ends the connection only."""
+        try:
+            action()
+        except Exception:
+            log.exception("internal error on the connection from %s; closed",
+                          peer_text(conn.peer))
+            with contextlib.suppress(Exception):
+                conn.close()
 
     # -- the loop ---------------------------------------------------------
     def serve(self) -> None:
         config = self.config
+        self._loop_ident = threading.get_ident()
         if config.threads > 0:
-            self.pool = Pool(self, config.threads, config.limits.max_queued_requests)
+            self.pool = Pool(config.threads, config.limits.max_queued_requests,
+                             self._thread_started, self._thread_finished)
+        if config.limits.request_timeout:
+            threading.Thread(target=self._watchdog, name="wsgiwire-watchdog",
+                             daemon=True).start()
         if self.board is not None:
             self.board.set_state(self.slot, ACCEPTING)
         self._start_accepting()
@@ -419,6 +510,8 @@ class Worker:
                     if not stop_by:
                         stop_by = time.monotonic() + config.graceful_timeout
                         self._stop_accepting()
+                        if self._refuse:
+                            self._close_listeners()
                         if self.board is not None:
                             self.board.set_state(self.slot, DRAINING)
                     # Connections close as soon as they are between requests.
@@ -426,6 +519,8 @@ class Worker:
                     if not self.connections or time.monotonic() >= stop_by:
                         break
                 timeout = _SWEEP_INTERVAL
+                if self.stopping:
+                    timeout = 0.1  # idle connections become quiet enough to close
                 if self.accept_paused_until:
                     wait = self.accept_paused_until - time.monotonic()
                     if wait <= 0 and not self.stopping:
@@ -438,12 +533,12 @@ class Worker:
                     if kind is Connection:
                         if target.closed:
                             continue  # closed by an earlier target of this round
-                        if target.watching == WRITE:
-                            target.on_writable()
+                        if target.outbox is not None:
+                            self._handle(target, target.on_writable)
                         else:
-                            target.on_readable()
+                            self._handle(target, target.on_readable)
                     elif target is None:
-                        self._resume_ready()
+                        self._woken_ready()
                     elif kind is Lingerer:
                         if id(target) in self.lingering and target.drain():
                             self._end_linger(target)
@@ -454,11 +549,13 @@ class Worker:
                     next_sweep = now + _SWEEP_INTERVAL
                     self._sweep(now, limits)
         finally:
+            self._watchdog_done.set()
             cut = [c for c in self.connections.values() if c.requests or c.busy]
             if cut:
                 log.warning("stopping with %d connection(s) mid-request; they are cut", len(cut))
             for conn in list(self.connections.values()):
-                conn.close()
+                with contextlib.suppress(Exception):
+                    conn.close()
             for lingerer in list(self.lingering.values()):
                 self._end_linger(lingerer)
             if self.pool is not None:
@@ -474,17 +571,21 @@ class Worker:
         self._wake_w.close()
 
     def _sweep(self, now: float, limits: Limits) -> None:
+        if self._ppid and os.getppid() != self._ppid and not self.stopping:
+            log.warning("worker %d: the master (%d) is gone; stopping", os.getpid(), self._ppid)
+            self._ppid = 0
+            self._begin_stop(refuse=True)
         for lingerer in list(self.lingering.values()):
             if now >= lingerer.deadline:
                 self._end_linger(lingerer)
         for conn in list(self.connections.values()):
-            if conn.busy:
-                continue
             if conn.outbox is not None:
                 if now - conn.outbox_since > limits.write_timeout:
                     log.warning("%s read nothing for %.0f s; connection closed",
                                 peer_text(conn.peer), limits.write_timeout)
                     conn.close()
+                continue
+            if conn.busy:
                 continue
             idle = now - conn.last_active
             if conn.head_since and now - conn.head_since > limits.header_timeout:
@@ -502,29 +603,99 @@ class Worker:
     def _start_accepting(self) -> None:
         for listener in self.config.listeners:
             fd = listener.fileno()
-            if fd not in self.poller.targets:
+            if fd >= 0 and fd not in self.poller.targets:
                 self.poller.add(fd, READ, listener)
 
     def _stop_accepting(self) -> None:
         for listener in self.config.listeners:
-            self.poller.remove(listener.fileno())
+            fd = listener.fileno()
+            if fd >= 0:
+                self.poller.remove(fd)
+
+    def _close_listeners(self) -> None:
+        """Stopping for good: close this process's copies of the listening sockets.
+
+        Once every process holding one has closed it (the master closes its own
+        when it stops), new connections are refused at once and the web server
+        fails over, instead of waiting in a backlog nobody will accept from.
+        """
+        for listener in self.config.listeners:
+            close_quietly(listener)
 
     def _close_idle(self) -> None:
-        """Close connections between requests; one with unread bytes is served first.
+        """Close connections between requests that have been quiet for a moment.
 
-        A one-request connection (SCGI, uwsgi) is never between requests: its
-        request is on its way until it is answered (the header and idle
-        timeouts still bound the wait), so it is left to finish.
+        One with unread bytes is served first. A one-request connection (SCGI,
+        uwsgi) is never between requests: its request is on its way until it is
+        answered (the header and idle timeouts still bound the wait), so it is
+        left to finish.
         """
         if self._one_shot:
             return
+        quiet_since = time.monotonic() - _QUIET
         for conn in list(self.connections.values()):
             if (conn.requests or conn.busy or conn.head_since or conn.outbox is not None
-                    or _has_input(conn.sock)):
+                    or conn.last_active > quiet_since or _has_input(conn.sock)):
                 continue
             conn.close()
 
     def request_stop(self) -> None:
+        """Stop for good (SIGTERM/SIGINT): refuse new connections, finish what came."""
+        self._begin_stop(refuse=True)
+
+    def _begin_stop(self, *, refuse: bool) -> None:
+        self._refuse = self._refuse or refuse
         self.stopping = True
         with contextlib.suppress(OSError):
             self._wake_w.send(b"\0")
+
+    # -- the request watchdog (--request-timeout) ------------------------------
+    def _watchdog(self) -> None:
+        """A thread: log where a request over its time limit is, then act.
+
+        Inline (no threads) the loop itself is stuck in the app: after the stack
+        is logged the worker exits, and the master starts another. With threads,
+        the hung request's connection is cut and the worker stops gracefully:
+        its other requests finish, then a fresh worker takes over.
+        """
+        limit = self.config.limits.request_timeout
+        if not limit:
+            return
+        tick = min(0.1, limit / 10)
+        reported: set[int] = set()
+        while not self._watchdog_done.wait(tick):
+            now = time.monotonic()
+            pool = self.pool
+            if pool is None:
+                since = self._app_since
+                if since and now - since > limit:
+                    self._log_stack(f"worker {os.getpid()} killed:", self._loop_ident,
+                                    self._app_label, ran=now - since, limit=limit, then="")
+                    os._exit(TIMED_OUT)
+                continue
+            with pool._lock:
+                running = list(pool.running.items())
+            for ident, (started, run, conn) in running:
+                if now - started > limit and id(run) not in reported:
+                    reported.add(id(run))
+                    self._log_stack(f"worker {os.getpid()} cut a request:", ident, run.label,
+                                    ran=now - started, limit=limit,
+                                    then="; the worker finishes its other requests and restarts")
+                    self._woken.put(("timeout", run, conn))
+                    with contextlib.suppress(OSError):
+                        self._wake_w.send(b"\0")
+
+    def _log_stack(
+        self, what: str, ident: int, label: str, *, ran: float, limit: float, then: str
+    ) -> None:
+        frame = sys._current_frames().get(ident)
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else "(gone)\n"
+        log.error("%s %s ran %.1f s, over the request timeout of %g s%s. It was at:\n%s",
+                  what, label or "a request", ran, limit, then, stack.rstrip())
+
+    def _timed_out(self, run: Run, conn: Connection) -> None:
+        """(loop) A request on an app thread ran over its limit: cut it, then recycle."""
+        if conn.run is run and not conn.closed:
+            conn.close()
+        if not self.stopping:
+            self._begin_stop(refuse=False)

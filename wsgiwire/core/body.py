@@ -12,9 +12,10 @@ iteration all have their io semantics and stop at the end of the body.
 
 from __future__ import annotations
 
+import errno
 import io
 
-from ..errors import BadRequest, LimitExceeded
+from ..errors import BadRequest, LimitExceeded, ProtocolError
 from ..limits import DEFAULT_LIMITS, Limits
 
 # typing and collections.abc cost a CGI start-up about 9 ms: annotations only.
@@ -22,7 +23,29 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import IO, Any
 
-__all__ = ["BodyBuffer", "attach_input", "EMPTY_BODY_SIZE"]
+__all__ = ["BodyBuffer", "SpoolError", "attach_input", "EMPTY_BODY_SIZE"]
+
+# A full disk or a file size limit is "507 Insufficient Storage" (RFC 4918): the
+# request was fine, the server has no room for it now. Any other failure of the
+# spool (EIO, EMFILE, a missing TMPDIR) is the server's: 500.
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+
+
+class SpoolError(ProtocolError):
+    """The body could not be stored (disk full, file too large, I/O error).
+
+    Raised by :class:`BodyBuffer` with the temporary file already closed (its
+    space given back); carries the status the request should get (507 or 500).
+    """
+
+    def __init__(self, exc: OSError) -> None:
+        code = exc.errno or 0
+        name = errno.errorcode.get(code, "error")
+        super().__init__(
+            f"cannot store the request body: {exc.strerror or exc} ({name})",
+            status_hint=507 if code in _NO_ROOM else 500,
+        )
+        self.errno = code
 
 EMPTY_BODY_SIZE = 0
 
@@ -59,18 +82,33 @@ class BodyBuffer:
             raise LimitExceeded("max_body_size", total, self._limit, status_hint=413)
         self.received = total
         if self._file is not None:
-            self._file.write(data)
+            try:
+                self._file.write(data)
+            except OSError as exc:
+                self.discard()
+                raise SpoolError(exc) from None
         elif total > self._spool_at:
-            import tempfile  # only when spooling: a CGI request rarely needs it
+            self._spool(data)
+        else:
+            self._chunks.append(bytes(data))
 
+    def _spool(self, data: bytes) -> None:
+        """Move the body so far, and ``data``, to a temporary file."""
+        import tempfile  # only when spooling: a CGI request rarely needs it
+
+        spool = None
+        try:
             spool = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the stream returned
             for chunk in self._chunks:
                 spool.write(chunk)
             spool.write(data)
-            self._chunks.clear()
-            self._file = spool
-        else:
-            self._chunks.append(bytes(data))
+        except OSError as exc:
+            if spool is not None:
+                _close_quietly(spool)
+            self.discard()
+            raise SpoolError(exc) from None
+        self._chunks.clear()
+        self._file = spool
 
     @property
     def complete(self) -> bool:
@@ -84,8 +122,12 @@ class BodyBuffer:
                 f"request body shorter than CONTENT_LENGTH ({self.received} < {self.declared})"
             )
         if self._file is not None:
-            self._file.flush()
-            self._file.seek(0)
+            try:
+                self._file.flush()
+                self._file.seek(0)
+            except OSError as exc:
+                self.discard()
+                raise SpoolError(exc) from None
             return self._file
         chunks = self._chunks
         if not chunks:
@@ -98,8 +140,21 @@ class BodyBuffer:
         """Drop what was collected (the request was aborted or failed)."""
         self._chunks.clear()
         if self._file is not None:
-            self._file.close()
+            _close_quietly(self._file)
             self._file = None
+
+
+def _close_quietly(file: IO[bytes]) -> None:
+    """Close a spool file; a buffered one that cannot flush (disk full) still closes."""
+    try:
+        file.close()
+    except OSError:
+        raw = getattr(file, "raw", None)
+        if raw is not None:
+            try:
+                raw.close()
+            except OSError:
+                pass
 
 
 def attach_input(environ: dict[str, Any], stream: IO[bytes], *, terminated: bool) -> None:

@@ -23,7 +23,7 @@ from .response import Response, request_label
 # typing and collections.abc cost a CGI start-up about 9 ms: annotations only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Generator, Iterable, Iterator
     from typing import IO, Any, Protocol
 
     StartResponse = Callable[..., Callable[[bytes], None]]
@@ -37,7 +37,7 @@ else:
     # Names other modules import: at run time they only ever annotate.
     StartResponse = WSGIApp = object
 
-__all__ = ["WSGIApp", "call_app", "FileWrapper", "ErrorStream", "request_label"]
+__all__ = ["WSGIApp", "app_steps", "call_app", "FileWrapper", "ErrorStream", "request_label"]
 
 log = lazy_logger("wsgiwire")
 
@@ -117,6 +117,31 @@ def call_app(
     debug: bool = False,
 ) -> bool:
     """Run ``app`` for one request. True when the response went out complete."""
+    steps = app_steps(app, environ, response, debug=debug)
+    try:
+        while True:
+            next(steps)
+    except StopIteration as done:
+        ok: bool = done.value
+        return ok
+
+
+def app_steps(
+    app: WSGIApp,
+    environ: dict[str, Any],
+    response: Response,
+    *,
+    debug: bool = False,
+    pause: Callable[[], bool] | None = None,
+) -> Generator[None, None, bool]:
+    """``call_app`` as a generator: it yields after a body chunk when ``pause()`` is true.
+
+    A front-end that calls the app in its event loop uses this to suspend a
+    response the peer cannot take yet and to resume it (``next()``) once the
+    socket drains; ``close()`` on the generator abandons the response (the
+    app's iterable is closed, as PEP 3333 asks). The generator's return value
+    is ``call_app``'s.
+    """
     result: Iterable[bytes] | None = None
     # Held before the app runs: middleware (wsgiref.validate among them) may
     # replace these keys with wrappers that must not be closed.
@@ -141,6 +166,8 @@ def call_app(
                     write(chunk)
                     if response.no_body:
                         break
+                    if pause is not None and pause():
+                        yield
         return response.finish()
     except ClientDisconnected:
         log.info("client went away during %s", request_label(environ))

@@ -665,6 +665,7 @@ class FastCGIConnection:
         "_max_active",
         "_max_conns",
         "_max_reqs",
+        "_mpxs",
         "_multiplex",
         "_outbox",
         "_reader",
@@ -680,6 +681,7 @@ class FastCGIConnection:
         multiplex: bool = True,
         max_conns: int | None = None,
         max_reqs: int | None = None,
+        mpxs: bool | None = None,
     ) -> None:
         if max_conns is not None and max_conns < 1:
             raise ValueError(f"max_conns must be positive, not {max_conns!r}")
@@ -688,10 +690,15 @@ class FastCGIConnection:
         self._limits = limits
         self._roles = frozenset(int(role) for role in roles)
         self._multiplex = multiplex
+        # What FCGI_MPXS_CONNS reports: whether requests of one connection run
+        # at once (default: ``multiplex``, which says whether they are accepted).
+        self._mpxs = multiplex if mpxs is None else mpxs
         self._max_conns = limits.max_connections if max_conns is None else max_conns
         self._max_reqs = limits.max_requests_per_connection if max_reqs is None else max_reqs
         self._max_active = (
-            min(self._max_reqs, limits.max_requests_per_connection) if multiplex else 1
+            min(self._max_reqs, limits.max_requests_per_connection)
+            if multiplex and mpxs is None
+            else limits.max_requests_per_connection if multiplex else 1
         )
         self._reader = _RecordReader()
         self._requests: dict[int, _Request] = {}
@@ -1025,7 +1032,7 @@ class FastCGIConnection:
         known = {
             FCGI_MAX_CONNS: str(self._max_conns).encode("ascii"),
             FCGI_MAX_REQS: str(self._max_reqs).encode("ascii"),
-            FCGI_MPXS_CONNS: b"1" if self._multiplex else b"0",
+            FCGI_MPXS_CONNS: b"1" if self._mpxs else b"0",
         }
         answer: list[tuple[bytes, bytes]] = []
         for name, _ in asked:

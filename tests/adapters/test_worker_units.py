@@ -1,0 +1,59 @@
+"""Small pieces of the worker loop: accept balancing, spool failures."""
+
+from __future__ import annotations
+
+import errno
+import time
+from typing import Any
+
+import pytest
+
+from wsgiwire.adapters.scoreboard import ACCEPTING, BOOTING, Scoreboard
+from wsgiwire.core import body as body_module
+from wsgiwire.core.body import BodyBuffer, SpoolError
+from wsgiwire.limits import Limits
+
+
+def test_balancing_never_defers_to_a_worker_busy_in_the_app_or_not_accepting() -> None:
+    board = Scoreboard(3)
+    for slot in range(3):
+        board.assign(slot, 1000 + slot)
+    board.set_state(0, ACCEPTING)
+    board.set_state(1, ACCEPTING)
+    board.set_state(2, BOOTING)
+    board.set_connections(0, 5)
+    board.set_connections(1, 0)
+    board.set_connections(2, 0)
+    assert board.should_yield(0, 5)  # worker 1 holds fewer and can take one
+    board.request_started(1, "GET /long", time.monotonic())
+    assert not board.should_yield(0, 5)  # worker 1 is inside the app: not polling
+    board.request_finished(1, 1, 0)
+    assert board.should_yield(0, 5)
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [(errno.ENOSPC, 507), (errno.EFBIG, 507), (errno.EDQUOT, 507), (errno.EIO, 500)],
+)
+def test_a_spool_that_cannot_be_written_is_the_requests_error(
+    monkeypatch: pytest.MonkeyPatch, code: int, status: int
+) -> None:
+    closed: list[bool] = []
+
+    class FailingFile:
+        def write(self, data: bytes) -> int:
+            raise OSError(code, "no room")
+
+        def close(self) -> None:
+            closed.append(True)
+
+    def temporary_file(*args: Any, **kwargs: Any) -> FailingFile:
+        return FailingFile()
+
+    monkeypatch.setattr(body_module.tempfile, "TemporaryFile", temporary_file)
+    buffer = BodyBuffer(100, Limits(spool_threshold=10))
+    buffer.feed(b"x" * 5)
+    with pytest.raises(SpoolError) as raised:
+        buffer.feed(b"y" * 50)
+    assert raised.value.status_hint == status
+    assert closed == [True]  # the temporary file is closed at once

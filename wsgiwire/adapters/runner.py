@@ -1,0 +1,351 @@
+"""The request runner: one request's trip through the app, in the loop or on an app thread.
+
+A :class:`Run` turns a complete :class:`Request` into response output; the
+transport (``connection.py``) owns the socket and writes that output. Two ways:
+
+* **inline** (no ``--threads``): the loop thread steps the app with
+  :func:`~wsgiwire.core.gateway.app_steps`. Output is framed by the codec into
+  ``pending``; past ``FLUSH_AT`` bytes the run yields, the transport writes what
+  the socket takes, and the run resumes when the socket drains. A reader that
+  never reads holds one suspended run, not the worker.
+* **threaded**: an app thread calls the app. Output never touches the codec or
+  the socket from that thread: it is posted as ``(kind, payload)`` items under
+  the run's lock, and the loop is woken to frame and write them. A thread whose
+  reply is more than ``QUEUE_MAX`` bytes ahead of the socket waits (bounded by
+  the write timeout) for the loop to drain it.
+
+Files from ``wsgi.file_wrapper`` (raw-body protocols) become a
+:class:`FileSegment`: a duplicate of the file's descriptor that the transport
+sends with non-blocking ``os.sendfile`` as the socket turns writable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable, Generator
+from typing import IO, TYPE_CHECKING, Any
+
+from ..core.body import BodyBuffer
+from ..core.gateway import ErrorStream, app_steps, call_app
+from ..core.response import Response
+from ..errors import ClientDisconnected
+from ..events import RequestStarted, ResponseErrorData
+from .base import Buffer, Codec
+
+if TYPE_CHECKING:
+    from .base import Loop
+
+__all__ = ["DATA", "END", "ERRORS", "FILE", "FLUSH_AT", "FileSegment", "Request", "Run"]
+
+log = logging.getLogger("wsgiwire")
+
+# Response bytes gathered before the transport is asked to write them.
+FLUSH_AT = 262144
+# A threaded reply may be this far ahead of the socket before its thread waits.
+QUEUE_MAX = 4 << 20
+# Kinds of items an app thread posts to the loop.
+DATA, ERRORS, FILE, END = 0, 1, 2, 3
+# Block size for a file_wrapper file that sendfile cannot send.
+_READ_BLOCK = 65536
+
+
+class Request:
+    __slots__ = ("body", "data", "environ", "id", "keep_conn", "role")
+
+    def __init__(self, event: RequestStarted, environ: dict[str, Any], body: BodyBuffer):
+        self.id = event.request_id
+        self.environ = environ
+        self.body = body
+        self.data: BodyBuffer | None = None
+        self.role = event.role
+        self.keep_conn = event.keep_conn
+
+
+class FileSegment:
+    """``left`` bytes of a file from ``offset``, to go out by sendfile; owns ``fd``."""
+
+    __slots__ = ("fd", "left", "offset")
+
+    def __init__(self, fd: int, offset: int, left: int) -> None:
+        self.fd = fd
+        self.offset = offset
+        self.left = left
+
+    def __len__(self) -> int:
+        return 0  # holds no memory: never counts against the outbox limits
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+            self.fd = -1
+
+
+def file_segment(filelike: IO[bytes], count: int) -> FileSegment | None:
+    """A segment for ``count`` bytes (-1: to the end) of ``filelike`` from its position.
+
+    ``None`` when the file cannot go by sendfile (a pipe, socket or device has no
+    position or size, and a /proc file says 0 whatever it holds). The file's
+    position moves past the segment, as if it had been read.
+    """
+    fd = filelike.fileno()
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or not info.st_size:
+        return None
+    offset = filelike.tell()
+    if count < 0:
+        count = max(0, info.st_size - offset)
+    segment = FileSegment(os.dup(fd), offset, count)
+    filelike.seek(offset + count)
+    return segment
+
+
+class Run:
+    """One request's run of the app; see the module docstring for the two modes."""
+
+    __slots__ = (
+        "codec",
+        "cond",
+        "done",
+        "items",
+        "label",
+        "loop",
+        "ok",
+        "out",
+        "pending",
+        "pending_bytes",
+        "posted",
+        "request",
+        "response",
+        "started",
+        "steps",
+        "threaded",
+        "unsent",
+        "wake",
+    )
+
+    def __init__(
+        self,
+        loop: Loop,
+        codec: Codec,
+        request: Request,
+        *,
+        threaded: bool,
+        wake: Callable[[], None] | None = None,
+    ) -> None:
+        self.loop = loop
+        self.codec = codec
+        self.request = request
+        self.threaded = threaded
+        self.wake = wake
+        self.done = False  # the app has returned (inline: the generator ended)
+        self.ok = False
+        # inline: framed output not yet handed to the transport
+        self.pending: list[Buffer | FileSegment] = []
+        self.pending_bytes = 0
+        # threaded: items posted, not yet taken by the loop; the loop's unsent bytes
+        self.cond: threading.Condition | None = threading.Condition() if threaded else None
+        self.items: list[tuple[int, Any]] = []
+        self.posted = 0
+        self.unsent = 0
+        self.steps: Generator[None, None, bool] | None = None
+        self.started = 0.0
+        self.label = ""
+        self.out: Callable[[bytes], None] = self._post_data
+        self.response = self._response()
+
+    def _response(self) -> Response:
+        loop = self.loop
+        driver = loop.config.driver
+        environ = self.request.environ
+        request_id = self.request.id
+        if self.threaded:
+            out: Callable[[bytes], None] = self._post_data
+        else:
+            send_data = self.codec.send_data
+            pending = self.pending
+
+            def out(data: bytes) -> None:
+                pending.extend(send_data(request_id, data))
+                self.pending_bytes += len(data)
+
+        self.out = out
+
+        if not driver.raw_body:
+            # wsgi.errors also goes to the web server's error log (FCGI_STDERR),
+            # for as long as the request runs: a late write goes to the log only.
+            environ["wsgi.errors"] = ErrorStream(self._errors)
+            sender = None
+        else:
+            # Nothing but the reply travels on a raw-body connection: the log only.
+            environ["wsgi.errors"] = ErrorStream()
+            sender = self._send_file
+        return Response(
+            out,
+            method=environ["REQUEST_METHOD"],
+            style=driver.head_style,
+            protocol=environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
+            file_sender=sender,
+        )
+
+    # -- inline ------------------------------------------------------------
+    def step(self) -> bool:
+        """Run the app until it has ``FLUSH_AT`` bytes to write or ends; True when it ended."""
+        steps = self.steps
+        if steps is None:
+            environ = self.request.environ
+            steps = self.steps = app_steps(
+                self.loop.app, environ, self.response, debug=self.loop.config.debug,
+                pause=self._full,
+            )
+        try:
+            next(steps)
+        except StopIteration as end:
+            self.ok = bool(end.value)
+            self.done = True
+            self.steps = None
+            return True
+        return False
+
+    def _full(self) -> bool:
+        return self.pending_bytes >= FLUSH_AT
+
+    def take_pending(self) -> list[Buffer | FileSegment]:
+        """The framed output so far (inline), handed to the transport."""
+        pending = self.pending[:]
+        self.pending.clear()
+        self.pending_bytes = 0
+        return pending
+
+    def abandon(self) -> None:
+        """The connection is gone: close a suspended app iterable, drop what waits."""
+        steps = self.steps
+        if steps is not None:
+            self.steps = None
+            try:
+                steps.close()
+            except Exception:
+                log.exception("error abandoning %s", self.label or "a request")
+        for item in self.pending:
+            if isinstance(item, FileSegment):
+                item.close()
+        self.pending.clear()
+        cond = self.cond
+        if cond is not None:
+            with cond:
+                self.done = True  # any further output from the thread is dropped
+                for kind, payload in self.items:
+                    if kind == FILE:
+                        payload.close()
+                self.items.clear()
+                cond.notify_all()
+
+    # -- threaded ----------------------------------------------------------
+    def execute(self, gone: Callable[[], bool]) -> None:
+        """Run the app on this (app) thread; the result is posted to the loop."""
+        ok = False
+        try:
+            if not gone():  # a request whose peer has left is not started
+                ok = call_app(self.loop.app, self.request.environ, self.response,
+                              debug=self.loop.config.debug)
+        except Exception:
+            log.exception("internal error running %s", self.label or "a request")
+        self._post(END, ok, 0)
+
+    def _post_data(self, data: bytes) -> None:
+        self._post(DATA, data, len(data))
+
+    def _post(self, kind: int, payload: Any, size: int) -> None:
+        cond = self.cond
+        if cond is None:
+            return
+        wake = False
+        with cond:
+            if self.done:
+                if kind == FILE:
+                    payload.close()
+                if kind == DATA:
+                    raise ClientDisconnected()
+                return
+            self.items.append((kind, payload))
+            self.posted += size
+            wake = len(self.items) == 1
+            if kind == END:
+                self.done = True
+            elif self.posted + self.unsent > QUEUE_MAX:
+                # The loop writes what it has; wait until the socket took most of it.
+                if self.wake is not None:
+                    self.wake()
+                    wake = False
+                deadline = time.monotonic() + self.loop.config.limits.write_timeout
+                while not self.done and self.posted + self.unsent > QUEUE_MAX // 2:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise ClientDisconnected()
+                    cond.wait(left)
+                if self.done:
+                    raise ClientDisconnected()
+        if wake and self.wake is not None:
+            self.wake()
+
+    def take_items(self) -> list[tuple[int, Any]]:
+        """(loop) The items posted since the last call."""
+        cond = self.cond
+        if cond is None:
+            return []
+        with cond:
+            items = self.items
+            self.items = []
+            self.posted = 0
+            return items
+
+    def set_unsent(self, unsent: int) -> None:
+        """(loop) How many reply bytes wait in the transport; wakes a waiting thread."""
+        cond = self.cond
+        if cond is None or unsent == self.unsent:
+            return
+        with cond:
+            self.unsent = unsent
+            if unsent <= QUEUE_MAX // 2:
+                cond.notify_all()
+
+    # -- both --------------------------------------------------------------
+    def _errors(self, data: bytes) -> None:
+        if self.done:
+            return
+        if self.threaded:
+            self._post(ERRORS, data, len(data))
+        else:
+            self.pending.extend(self.codec.send_chunks(ResponseErrorData(self.request.id, data)))
+
+    def _send_file(self, filelike: IO[bytes], count: int) -> int:
+        segment = file_segment(filelike, count)
+        if segment is None:
+            return self._send_by_reading(filelike, count)
+        if self.threaded:
+            self._post(FILE, segment, 0)
+        else:
+            self.pending.append(segment)
+        return segment.left
+
+    def _send_by_reading(self, filelike: IO[bytes], count: int) -> int:
+        """Send up to ``count`` bytes (-1: all) of ``filelike`` as read; the count sent.
+
+        A pipe or device gives what it gives: these blocks go through the same
+        output path as any body (inline, they wait in memory for the socket).
+        """
+        sent = 0
+        out = self.out  # the raw body, after the head
+        while count < 0 or sent < count:
+            block = filelike.read(_READ_BLOCK if count < 0 else min(_READ_BLOCK, count - sent))
+            if not block:
+                break
+            out(block)
+            sent += len(block)
+        return sent
