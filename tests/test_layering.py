@@ -54,6 +54,7 @@ ALLOWED_STDLIB = {
         "traceback",  # the debug 500 page
         "tempfile",  # core/body.py spools a large request body to an anonymous temp file
         "sys",  # sys.stderr is the default wsgi.errors
+        "errno",  # core/body.py tells a full disk (507) from other spool failures (500)
     },
     "protocols": PURE_STDLIB,
 }

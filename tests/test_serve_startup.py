@@ -71,6 +71,10 @@ CASES = [
      "wsgiwire: --threads must be 0 or more, not -2"),
     ("negative-max-requests", ["goodapp:app", "--max-requests", "-1"],
      "wsgiwire: --max-requests must be 0 or more, not -1"),
+    ("access-log-typo", ["goodapp:app", "--access-log", "--access-log-format", "%(h)s %(nope)s"],
+     re.compile(r"wsgiwire: --access-log-format: '%\(nope\)s' is not an access log atom .*")),
+    ("log-file-no-directory", ["goodapp:app", "--log-file", "/nonexistent-wsgiwire/w.log"],
+     re.compile(r"wsgiwire: cannot open a log file: .*No such file or directory.*")),
 ]
 
 

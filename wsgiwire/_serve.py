@@ -447,16 +447,6 @@ def _check_writable(option: str, path: str, what: str = "file", shown: str = "")
     os.unlink(scratch)
 
 
-def _reach(address: object) -> str:
-    """Who can reach the status listener at ``address``, said plainly."""
-    if isinstance(address, tuple):
-        host = str(address[0])
-        if host.startswith("127.") or host in ("::1", "localhost"):
-            return "loopback only"
-        return "reachable from the network: put it behind a firewall"
-    return "a unix socket, mode 660"
-
-
 def serve(args: argparse.Namespace) -> int:
     try:
         configure_logging(args.log_level, log_file=args.log_file,
@@ -547,10 +537,6 @@ def serve(args: argparse.Namespace) -> int:
     except BindError as exc:
         print(f"wsgiwire: {exc}", file=sys.stderr)
         return 2
-    if stats is not None:
-        where = stats.getsockname()
-        log.info("status page on %s (JSON at /, Prometheus at /metrics; %s)", where,
-                 _reach(where))
     app_spec = args.app
 
     def load() -> WSGIApp:

@@ -61,6 +61,9 @@ ATOMS: dict[str, str] = {
 }
 
 _ATOM_RE = re.compile(r"%\((\{[^}()]*\}[ioe]|[a-zA-Z])\)s")
+# Anything that looks like an atom (or a lone %): checked against _ATOM_RE, so a
+# mistyped atom is refused at start instead of written literally on every line.
+_PERCENT_RE = re.compile(r"%%|%\([^()]*\)[a-zA-Z]?|%")
 
 # Bytes as nginx's and Apache's logs show them: printable ASCII as is, but for
 # the quote and the backslash; everything else as \xHH.
@@ -232,15 +235,27 @@ class AccessLog:
         self._clock = _Clock()
         self._parts: list[str | Getter] = []
         self._names: list[str] = []
+        literal: list[str] = []
         position = 0
-        for match in _ATOM_RE.finditer(self.format):
-            if match.start() > position:
-                self._parts.append(self.format[position : match.start()].replace("%%", "%"))
-            self._parts.append(_getter(match.group(1), self._clock))
-            self._names.append(match.group(1))
+        for match in _PERCENT_RE.finditer(self.format):
+            literal.append(self.format[position : match.start()])
             position = match.end()
-        if position < len(self.format):
-            self._parts.append(self.format[position:].replace("%%", "%"))
+            text = match.group(0)
+            if text == "%%":
+                literal.append("%")
+                continue
+            atom = _ATOM_RE.fullmatch(text)
+            if atom is None:
+                raise ValueError(f"{text!r} is not an access log atom (atoms look like "
+                                 "%(h)s or %({user-agent}i)s; a literal % is written %%)")
+            if "".join(literal):
+                self._parts.append("".join(literal))
+            literal = []
+            self._parts.append(_getter(atom.group(1), self._clock))
+            self._names.append(atom.group(1))
+        literal.append(self.format[position:])
+        if "".join(literal):
+            self._parts.append("".join(literal))
         self._logger = logging.getLogger(logs.ACCESS_LOGGER)
         self._default = self.format == DEFAULT_FORMAT
 

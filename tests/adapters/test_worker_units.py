@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import errno
+import tempfile
 import time
 from typing import Any
 
 import pytest
 
 from wsgiwire.adapters.scoreboard import ACCEPTING, BOOTING, Scoreboard
-from wsgiwire.core import body as body_module
 from wsgiwire.core.body import BodyBuffer, SpoolError
 from wsgiwire.limits import Limits
 
@@ -50,7 +50,8 @@ def test_a_spool_that_cannot_be_written_is_the_requests_error(
     def temporary_file(*args: Any, **kwargs: Any) -> FailingFile:
         return FailingFile()
 
-    monkeypatch.setattr(body_module.tempfile, "TemporaryFile", temporary_file)
+    # The body module imports tempfile when it first spools (CGI start-up).
+    monkeypatch.setattr(tempfile, "TemporaryFile", temporary_file)
     buffer = BodyBuffer(100, Limits(spool_threshold=10))
     buffer.feed(b"x" * 5)
     with pytest.raises(SpoolError) as raised:

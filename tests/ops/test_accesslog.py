@@ -111,6 +111,18 @@ def test_an_unknown_atom_is_refused_at_start() -> None:
         AccessLog("%(h)s %(Z)s")
 
 
+@pytest.mark.parametrize("fmt", ["%(nope)s", "%(h)s %(zz)s", "%(h)d", "%(h)", "50%", "%({ua}x)s"])
+def test_anything_like_an_atom_that_is_not_one_is_refused(fmt: str) -> None:
+    # Written literally on every line, a typo would go unnoticed for months.
+    with pytest.raises(ValueError, match="access log atom"):
+        AccessLog(fmt)
+
+
+def test_a_doubled_percent_is_a_literal_percent() -> None:
+    line = AccessLog("100%% %(s)s%%").line(environ(b"/"), response(), 0.0)
+    assert line == "100% 200%"
+
+
 def test_json_fields_carry_each_atom() -> None:
     fields = AccessLog('%(h)s "%(r)s" %(s)s').fields(environ(b"/j\n"), response(), 0.0)
     assert fields == {"h": "127.0.0.1", "r": "GET /j\\x0A?q=/j\\x0A HTTP/1.1", "s": "200"}

@@ -9,6 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from wsgiwire.adapters.fastcgi import FastCGIDriver
+from wsgiwire.adapters.master import Child
 from wsgiwire.adapters.runtime import Server, ServerConfig
 from wsgiwire.adapters.scoreboard import ACCEPTING, DURATION_BUCKETS
 from wsgiwire.adapters.stats import _answer, metrics_text, status
@@ -33,7 +34,7 @@ def serve_some(server: Server, slot: int, pid: int, statuses: list[str | None]) 
     for i, code in enumerate(statuses, 1):
         board.request_finished(slot, i, 0)
         board.record(slot, code, 0.003, 10, 100)
-    server.children[pid] = (slot, 0.0, server.generation)
+    server.children[pid] = Child(pid, slot, server.generation, 0.0, ready=True)
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -54,6 +55,7 @@ def test_counts_survive_a_reaped_worker_and_metrics_parse(server: Server) -> Non
     server.totals.absorb(board, 1)
     board.free(1)
     server.children.pop(999_999_999)
+    server.respawns += 1  # as Server._exited counts a replaced worker
     serve_some(server, 1, 999_999_998, ["302 Found"])
 
     page = status(server)

@@ -59,7 +59,7 @@ from .base import ServerConfig
 from .listeners import close_quietly, remove_socket_file
 from .process import die_with_parent, set_process_name
 from .scoreboard import ACCEPTING, DRAINING, Scoreboard
-from .stats import Totals, serve_stats, status
+from .stats import Totals, reach, serve_stats, status
 from .watcher import Watcher
 from .worker import Worker
 
@@ -231,7 +231,9 @@ class Server:
         for name in self.listen_names:
             log.info("wsgiwire %s serving %s on %s", __version__, self.config.driver.name, name)
         if self.config.stats_listener is not None:
-            log.info("status page on %s", describe_listener(self.config.stats_listener))
+            stats = self.config.stats_listener
+            log.info("status page on %s (JSON at /, Prometheus at /metrics; %s)",
+                     describe_listener(stats), reach(stats.getsockname()))
 
     # -- prefork: the loop ----------------------------------------------------
     def _serve_prefork(self) -> int:
@@ -543,7 +545,13 @@ class Server:
             if child is None:
                 continue
             board = self._board()
-            served = board.read(child.slot).requests
+            info = board.read(child.slot)
+            served = info.requests
+            if not child.ready and info.pid == child.pid and (
+                    served or info.state in (ACCEPTING, DRAINING)):
+                # It served before this loop turn saw it ready (a fast --max-requests
+                # recycle): a worker that loaded the app, not a failed start.
+                child.ready = True
             self.totals.absorb(board, child.slot)
             board.free(child.slot)
             self._exited(child, os.waitstatus_to_exitcode(status), served)

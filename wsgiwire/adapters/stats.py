@@ -42,7 +42,7 @@ from .scoreboard import (
 if TYPE_CHECKING:
     from .master import Server
 
-__all__ = ["Totals", "metrics_text", "serve_stats", "status"]
+__all__ = ["Totals", "metrics_text", "reach", "serve_stats", "status"]
 
 _STATES = {0: "free", ACCEPTING: "accepting", DRAINING: "draining", BOOTING: "booting"}
 # uwsgitop's words for a worker's status (it colours busy, pause and cheap).
@@ -350,6 +350,16 @@ def metrics_text(server: Server) -> str:
 
 # ---------------------------------------------------------------------------------------
 # The listener
+
+
+def reach(address: object) -> str:
+    """Who can reach the status listener at ``address``, said plainly."""
+    if isinstance(address, tuple):
+        host = str(address[0])
+        if host.startswith("127.") or host in ("::1", "localhost"):
+            return "loopback only"
+        return "reachable from the network: put it behind a firewall"
+    return "a unix socket, mode 660"
 
 
 def serve_stats(server: Server, listener: socket.socket) -> None:

@@ -41,11 +41,11 @@ Every protocol ends here, so each rule below is written once:
 
 from __future__ import annotations
 
-import logging
 import sys
 from operator import itemgetter
 
 from ..params import parse_content_length
+from .lazylog import lazy_logger
 
 # typing and collections.abc cost a CGI start-up about 9 ms: annotations only.
 TYPE_CHECKING = False
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EnvironBuilder", "decode_request_path", "split_script_name"]
 
-log = logging.getLogger("wsgiwire")
+log = lazy_logger("wsgiwire")
 
 _TRUE_FLAGS = frozenset({"on", "1", "yes", "true"})
 _JOINED_WITH_SEMICOLON = frozenset({"HTTP_COOKIE"})
