@@ -2,8 +2,8 @@
 
 One site dir holds a Flask app (``app/flaskapp.py``), a module on ``pythonpath``
 (``lib/libmod.py``), a virtualenv with a module of its own, and ``uwsgi.ini`` with
-every option wsgiwire maps (``touch-reload`` and ``logto`` aside: other parts of
-wsgiwire add those options) plus a few it does not. Then:
+every option wsgiwire maps (``touch-reload`` and ``logto`` in a file of their own,
+below) plus a few it does not. Then:
 
 * ``wsgiwire serve --ini uwsgi.ini`` behind nginx's ``uwsgi-root`` config (Debian's
   own ``/etc/nginx/uwsgi_params``, unchanged): the app sees the chdir, the env, the
@@ -12,7 +12,9 @@ wsgiwire add those options) plus a few it does not. Then:
   app sees the same (the environment is read with ``getenv(3)``, because an embedded
   interpreter's ``os.environ`` is a snapshot taken before uWSGI sets ``env``);
 * ``--strict-ini`` refuses the file with exit status 2 and names every unsupported key;
-* the command line overrides the file.
+* the command line overrides the file;
+* ``logto`` sends wsgiwire's log to the file, and touching ``touch-reload``'s file
+  starts a new generation of workers.
 
 Each process is started by the harness and stopped by its own PID.
 """
@@ -26,6 +28,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import time
 import venv
 from collections.abc import Iterator
 from pathlib import Path
@@ -261,3 +264,39 @@ def test_command_line_overrides_the_ini(site: Path) -> None:
         assert report["env"] == "cli"
         assert report["cwd"] == str(site / "app")  # the rest of the file still applies
         assert not (site / "app.sock").exists()
+
+
+def test_logto_and_touch_reload(site: Path) -> None:
+    (site / "small.ini").write_text(textwrap.dedent("""\
+        [uwsgi]
+        chdir = %dapp
+        module = flaskapp:app
+        pythonpath = %d/lib
+        socket = %dsmall.sock
+        processes = 2
+        logto = %dsmall.log
+        touch-reload = %dreload.touch
+        """))
+    touched, logfile = site / "reload.touch", site / "small.log"
+    touched.write_text("")
+    with wsgiwire_ini(site, ini="small.ini") as backend:
+        wait_for_path(site / "small.sock")
+        wait_for_path(logfile)
+        before = ask(site / "small.sock", "/x")["pid"]
+        deadline = time.monotonic() + 20
+        while "serving uwsgi" not in logfile.read_text():
+            assert time.monotonic() < deadline, logfile.read_text()
+            time.sleep(0.05)
+        later = time.time() + 5
+        os.utime(touched, (later, later))
+        while "reload finished" not in logfile.read_text():
+            assert time.monotonic() < deadline, logfile.read_text()
+            time.sleep(0.05)
+        log = logfile.read_text()
+        assert f"reloading ({touched} was touched)" in log, log
+        # The old workers drain and go: only the new generation answers now.
+        pids = set()
+        while before in pids or not pids:
+            assert time.monotonic() < deadline, (before, pids)
+            pids = {ask(site / "small.sock", "/x")["pid"] for _ in range(4)}
+        assert "serving uwsgi" not in backend.output()  # logto: not on stderr
