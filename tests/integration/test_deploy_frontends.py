@@ -198,9 +198,9 @@ def test_absolute_form_target(site: Site) -> None:
     site.checks.absolute_form_never_uses_the_host_header()
 
 
-def test_concurrent_requests_over_multiplexed_connections(site: Site) -> None:
-    """HAProxy multiplexes (mpxs-conns, FCGI_MAX_REQS from GET_VALUES): 16 requests
-    at once all come back whole and right."""
+def test_concurrent_requests_over_kept_connections(site: Site) -> None:
+    """HAProxy with mpxs-conns, get-values and keep-conn (it learns FCGI_MPXS_CONNS=0,
+    so it does not multiplex): 16 requests at once all come back whole and right."""
     def one(i: int) -> tuple[str, int]:
         got = site.checks.echo("POST", f"/m/{i}", body=ds.CHUNKS[i])
         return got["PATH_INFO"], got["body_length"]
