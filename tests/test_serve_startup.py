@@ -26,6 +26,7 @@ APPS = {
     "helperraise.py": "def helper():\n    return {}['missing']\n\n\napp = helper()\n",
     "broken.py": "def app(environ, start_response):\n    return (\n",
     "needsdep.py": "import nosuchdependency_xyz\n",
+    "hangs.py": "import time\n\ntime.sleep(60)  # a database that never answers\n",
 }
 
 LOAD = "wsgiwire: cannot load the application: "
@@ -65,6 +66,10 @@ CASES = [
     ("socket-no-directory", ["goodapp:app", "--bind", "unix:/nonexistent-wsgiwire/a.sock"],
      "wsgiwire: --bind unix:/nonexistent-wsgiwire/a.sock: directory /nonexistent-wsgiwire "
      "does not exist"),
+    ("hangs-at-import", ["hangs:app", "--boot-timeout", "1"],
+     LOAD + "the application did not load within --boot-timeout 1 s (an import that hangs?)"),
+    ("negative-boot-timeout", ["goodapp:app", "--boot-timeout", "-1"],
+     "wsgiwire: --boot-timeout must be 0 or more, not -1.0"),
     ("negative-workers", ["goodapp:app", "--workers", "-1"],
      "wsgiwire: --workers must be 0 or more, not -1"),
     ("negative-threads", ["goodapp:app", "--threads", "-2"],

@@ -80,6 +80,11 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--graceful-timeout", type=float, default=30.0, metavar="SECONDS",
                        help="on SIGTERM/SIGHUP, how long in-flight requests may finish "
                        "(default 30)")
+    group.add_argument("--boot-timeout", type=float, default=120.0, metavar="SECONDS",
+                       help="how long new workers may take to load the app (at start, on "
+                       "a reload or a respawn) before the attempt counts as failed: at start "
+                       "the server exits 2; on a reload the old workers go on serving "
+                       "(default 120; 0: wait for ever)")
     group.add_argument("--pid-file", metavar="PATH", help="write the master's pid here")
     group.add_argument("--user", help="switch to this user after binding (when root)")
     group.add_argument("--group", help="switch to this group after binding (when root)")
@@ -405,6 +410,7 @@ def _check_options(args: argparse.Namespace) -> None:
                           ("--max-requests", args.max_requests),
                           ("--max-requests-jitter", args.max_requests_jitter),
                           ("--graceful-timeout", args.graceful_timeout),
+                          ("--boot-timeout", args.boot_timeout),
                           ("--backlog", args.backlog)):
         if value < 0:
             raise StartupError(f"{option} must be 0 or more, not {value}")
@@ -554,6 +560,7 @@ def serve(args: argparse.Namespace) -> int:
         debug=args.debug,
         peer_filter=peers,
         graceful_timeout=args.graceful_timeout,
+        boot_timeout=args.boot_timeout,
         max_requests=args.max_requests,
         max_requests_jitter=args.max_requests_jitter,
         reload_on_rss=args.reload_on_rss << 20,

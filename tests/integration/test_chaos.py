@@ -215,6 +215,34 @@ def test_a_reload_with_a_syntax_error_keeps_the_old_code_serving_until_it_is_fix
         print(f"broken reload: {run.total} requests, 0 errors; logged once: {failed[0]}")
 
 
+def test_a_reload_that_hangs_at_import_times_out_and_the_old_code_serves(
+    stage: Stage, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "app"
+    workdir.mkdir()
+    module = workdir / "ops_versioned.py"
+    shutil.copyfile(stage.root / "ops_versioned.py", module)
+    good = module.read_text()
+    options = ("--workers", "2", "--boot-timeout", "1")
+    with ops_backend(stage, tmp_path, options, app="ops_versioned",
+                     stage_for_cwd=Stage(workdir, stage.python)) as backend, \
+            nginx_in_front(backend) as nginx:
+        first = backend.worker_pids()
+        with load(nginx.port, "/v1/a,/v1/b") as result:
+            module.write_text(good + "\nimport time\ntime.sleep(60)\n")
+            backend.signal(signal.SIGHUP)
+            stats = wait_until(lambda: (s := backend.stats())["reload_failures"] and s,
+                               timeout=SETTLE, what="the reload times out")
+            # The hung workers are killed; the old generation serves on, alone.
+            assert wait_until(lambda: settled(backend, 2), timeout=SETTLE,
+                              what="two workers") == first
+        run = result[0]
+        assert not run.failures, f"{run.summary()}\n{context(backend, nginx)}"
+        assert "--boot-timeout 1 s" in stats["last_reload_error"], stats
+        assert children(backend.pid) == first
+        print(f"hung reload: {run.total} requests, 0 errors; {stats['last_reload_error']}")
+
+
 # ---------------------------------------------------------------------------------------
 # kill -9
 

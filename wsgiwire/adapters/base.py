@@ -134,6 +134,8 @@ class ServerConfig:
     debug: bool = False
     peer_filter: PeerFilter = field(default_factory=lambda: PeerFilter(None))
     graceful_timeout: float = 30.0
+    # How long a worker may take to load the app before it counts as failed (0: no limit).
+    boot_timeout: float = 120.0
     base_environ: dict[str, Any] = field(default_factory=dict)
     multiplex: bool = True
     # Unix socket files this server created: removed when it stops.

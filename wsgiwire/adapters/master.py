@@ -273,6 +273,7 @@ class Server:
                 if self._stop:
                     break
                 self._check_ready()
+                self._check_boot_timeout()
                 self._reconcile()
                 self._kill_stragglers()
                 self._watchdog()
@@ -378,6 +379,34 @@ class Server:
         old = self._retire(lambda c: c.generation != pending, "reload")
         log.info("reload finished: generation %d serves (%d workers); %d worker(s) of "
                  "generation %d drain", pending, len(members), old, previous)
+
+    def _check_boot_timeout(self) -> None:
+        """A worker still loading the app after ``boot_timeout`` (an import that hangs
+        on a lock, a database, the network) fails its start like an exception would."""
+        limit = self.config.boot_timeout
+        if not limit:
+            return
+        now = time.monotonic()
+        late = [c for c in self.children.values()
+                if not c.ready and not c.retiring and now - c.started > limit]
+        if not late:
+            return
+        error = (f"the application did not load within --boot-timeout {limit:g} s "
+                 "(an import that hangs?)")
+        pending = self.pending
+        if pending is not None and any(c.generation == pending for c in late):
+            for child in late:
+                if child.generation == pending:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(child.pid, signal.SIGKILL)  # stuck: SIGTERM may never land
+            self._generation_failed(pending, error)
+        for child in late:
+            if child.generation != pending:  # a replacement in the serving generation
+                log.error("worker %d (generation %d): %s; killed", child.pid,
+                          child.generation, error)
+                child.retiring, child.retired_at = "boot timeout", now
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGKILL)
 
     def _generation_failed(self, generation: int, error: str) -> None:
         self.pending = None
