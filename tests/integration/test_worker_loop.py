@@ -106,14 +106,15 @@ def the_worker(backend: OpsBackend) -> int:
 # A reader that never reads
 
 
-@pytest.mark.parametrize("threads", [0, 4], ids=["inline", "threads"])
+@pytest.mark.parametrize(("threads", "route"), [(0, "download"), (4, "download"), (0, "writes")],
+                         ids=["inline", "threads", "inline-write-callable"])
 def test_a_reader_that_never_reads_a_64_mib_reply_delays_no_one(
-    stage: Stage, tmp_path: Path, threads: int
+    stage: Stage, tmp_path: Path, threads: int, route: str
 ) -> None:
     options = ("--workers", "1", *(("--threads", str(threads)) if threads else ()))
     with ops_backend(stage, tmp_path, options) as backend:
         pid = the_worker(backend)
-        stuck = send_request(backend, f"/download?{64 * MiB}")
+        stuck = send_request(backend, f"/{route}?{64 * MiB}")
         try:
             # The reply has begun: the worker is writing to a peer that reads nothing.
             wait_until(lambda: select.select([stuck], [], [], 0)[0], timeout=10.0,
@@ -367,6 +368,35 @@ def test_threads_consistent_after_many_requests_that_finish_fail_and_lose_peers(
                    what=f"worker descriptors back to {baseline}: {describe_fds(pid)}")
         assert fcgi(backend.target(), "/last/hello").status == 200
         assert backend.worker_pids() == {pid}
+
+
+def test_a_queued_request_whose_peer_left_is_not_run(stage: Stage, tmp_path: Path) -> None:
+    """With one app thread busy, five requests wait in the queue and their peers hang
+    up: none of them runs the app (each would hold the thread for 3 s), each is logged
+    once, and the next request is answered as soon as the busy one ends."""
+    options = ("--workers", "1", "--threads", "1")
+    with ops_backend(stage, tmp_path, options) as backend:
+        busy = send_request(backend, "/busy/sleep?1")
+        try:
+            wait_until(lambda: backend.stats()["busy_threads"] == 1, timeout=5.0,
+                       what="the busy request running")
+            queued = [send_request(backend, f"/q{n}/sleep?3") for n in range(5)]
+            wait_until(lambda: backend.stats()["queued"] == 5, timeout=5.0,
+                       what="five requests queued")
+            for sock in queued:
+                sock.close()
+            wait_until(lambda: backend.stats()["queued"] == 0, timeout=5.0,
+                       what="the queue emptied by the hang-ups")
+            assert read_reply(busy, timeout=5.0)[0] == 200
+        finally:
+            busy.close()
+        began = time.monotonic()
+        assert fcgi(backend.target(), "/next/hello", timeout=5.0).status == 200
+        assert time.monotonic() - began < 1.0
+        output = wait_until(lambda: backend.output().count("not run: its client went away")
+                            == 5 and backend.output(), timeout=5.0,
+                            what="five 'not run' log lines")
+        assert output.count("went away before the answer to GET /q") == 5, output[-3000:]
 
 
 # ---------------------------------------------------------------------------------------

@@ -52,7 +52,7 @@ from ..events import (
 )
 from .base import Buffer, Loop, status_reply
 from .listeners import close_quietly
-from .poller import READ, WRITE
+from .poller import HANGUP, READ, WRITE
 from .runner import DATA, END, ERRORS, FILE, FileSegment, Request, Run
 
 __all__ = ["Connection", "Lingerer", "Request", "peer_text"]
@@ -86,6 +86,7 @@ class Connection:
         "closed",
         "codec",
         "fd",
+        "hangup",
         "head_since",
         "last_active",
         "last_bytes",
@@ -124,6 +125,14 @@ class Connection:
         self.close_linger = False
         self.last_done = False
         self.last_bytes = b""
+        # What to poll for while a request runs on an app thread or waits for
+        # one: the peer's hang-up, so that a request whose peer has gone is not
+        # started (0: not watched). A web server closes its FastCGI connection
+        # when its client goes away, and never half-closes one that waits for
+        # a reply. SCGI and uwsgi clients may end their request with a
+        # half-close (``wsgiwire check`` does), so there it means nothing.
+        self.hangup = 0 if getattr(loop.config.driver, "one_request_per_connection",
+                                   False) else HANGUP
 
     @property
     def busy(self) -> bool:
@@ -132,6 +141,9 @@ class Connection:
 
     # -- entry points (the loop calls these) --------------------------------
     def on_readable(self) -> None:
+        if self.run is not None:
+            self._on_hangup()  # polled for nothing else while a request runs
+            return
         try:
             data = self.sock.recv(RECV_SIZE)
         except (BlockingIOError, InterruptedError):
@@ -189,6 +201,26 @@ class Connection:
             self.send(out)
             self._sync_run()
         self._pump_safely()
+
+    def _on_hangup(self) -> None:
+        """The peer shut down its side while its request is queued or running."""
+        try:
+            rest = self.sock.recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            rest = b""
+        if rest:
+            # It sent more first (an abort, another request): read after the
+            # run, as before; stop watching this one, or the poller would spin.
+            self.hangup = 0
+            self.repoll()
+            return
+        run = self.run
+        if run is not None:
+            log.info("client %s went away before the answer to %s", peer_text(self.peer),
+                     request_label(run.request.environ))
+        self.close()
 
     def _sync_run(self) -> None:
         run = self.run
@@ -530,7 +562,9 @@ class Connection:
         if self.outbox is not None:
             mask = WRITE
         elif self.run is not None:
-            mask = 0  # a request runs: read nothing more meanwhile
+            # A request runs: read nothing more meanwhile, but see the peer go
+            # (threads; inline the loop is in the app, or waits to write).
+            mask = self.hangup if self.run.threaded else 0
         else:
             mask = READ
         if mask != self.watching:

@@ -251,7 +251,13 @@ class Run:
         """Run the app on this (app) thread; the result is posted to the loop."""
         ok = False
         try:
-            if not gone():  # a request whose peer has left is not started
+            if gone():  # a request whose peer has left is not started
+                log.info("%s not run: its client went away while it waited",
+                         self.label or "a request")
+                stream = self.request.environ.get("wsgi.input")
+                if stream is not None:
+                    stream.close()  # a spooled body's temporary file goes now
+            else:
                 ok = call_app(self.loop.app, self.request.environ, self.response,
                               debug=self.loop.config.debug)
         except Exception:
