@@ -23,6 +23,7 @@ import os
 import select
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -42,6 +43,7 @@ from ._ops_support import (
     background,
     fcgi,
     fd_count,
+    memory_kib,
     ops_backend,
     raised_nofile,
     wait_until,
@@ -111,14 +113,23 @@ def the_worker(backend: OpsBackend) -> int:
 def test_a_reader_that_never_reads_a_64_mib_reply_delays_no_one(
     stage: Stage, tmp_path: Path, threads: int, route: str
 ) -> None:
+    """A reader that never reads a 64 MiB reply delays no small request, and the worker
+    holds little of the reply in memory: the iterable is suspended (inline), the app
+    thread waits (threads), or what the app wrote through ``write()`` went to a
+    temporary file (inline: a call cannot be suspended)."""
     options = ("--workers", "1", *(("--threads", str(threads)) if threads else ()))
     with ops_backend(stage, tmp_path, options) as backend:
         pid = the_worker(backend)
+        assert fcgi(backend.target(), "/warm/hello").status == 200
+        rss_before = memory_kib(pid, "VmRSS")
         stuck = send_request(backend, f"/{route}?{64 * MiB}")
         try:
             # The reply has begun: the worker is writing to a peer that reads nothing.
             wait_until(lambda: select.select([stuck], [], [], 0)[0], timeout=10.0,
                        what="the 64 MiB reply to begin")
+            if route == "writes":  # the app returns once it wrote everything
+                wait_until(lambda: not backend.stats()["workers"][0]["busy_for"],
+                           timeout=10.0, what="the app done writing")
             times = []
             for n in range(20):
                 began = time.monotonic()
@@ -127,6 +138,8 @@ def test_a_reader_that_never_reads_a_64_mib_reply_delays_no_one(
                 assert reply.status == 200, reply
             assert max(times) < 0.1, times
             assert backend.stats()["workers"][0]["connections"] >= 1  # still held, not cut
+            grown = memory_kib(pid, "VmRSS") - rss_before
+            assert grown < 24 * 1024, f"the worker grew by {grown} KiB"
         finally:
             stuck.close()
         # The abandoned reply ends with its connection; the worker goes on.
@@ -134,6 +147,48 @@ def test_a_reader_that_never_reads_a_64_mib_reply_delays_no_one(
         assert backend.worker_pids() == {pid}
         wait_until(lambda: backend.stats()["workers"][0]["connections"] == 0, timeout=5.0,
                    what="the abandoned connection closed")
+
+
+def test_a_reply_spilled_to_a_temporary_file_arrives_whole(
+    stage: Stage, tmp_path: Path
+) -> None:
+    """Inline, 8 MiB written through ``write()`` to a peer that reads only once the app
+    is done: what the socket could not take went to a temporary file, and the peer
+    gets every byte in order; the file is gone with the reply."""
+    size = 8 * MiB + 123
+    with ops_backend(stage, tmp_path, ("--workers", "1")) as backend:
+        pid = the_worker(backend)
+        assert fcgi(backend.target(), "/warm/hello").status == 200
+        wait_until(lambda: backend.stats()["workers"][0]["connections"] == 0, timeout=5.0,
+                   what="the warm-up connection closed")
+        baseline = fd_count(pid)
+        sock = send_request(backend, f"/writes?{size}")
+        try:
+            wait_until(lambda: backend.stats()["workers"][0]["requests"] >= 2, timeout=10.0,
+                       what="the app done writing")
+            assert fd_count(pid) == baseline + 2  # the connection and the spill file
+            codec = FastCGIClient()
+            stdout = []
+            sock.settimeout(10.0)
+            while data := sock.recv(1 << 20):
+                codec.receive_data(data)
+                while (event := codec.next_event()) is not NEED_DATA:
+                    if isinstance(event, StdoutData):
+                        stdout.append(event.data)
+        finally:
+            sock.close()
+        head, _, body = b"".join(stdout).partition(b"\r\n\r\n")
+        assert head.startswith(b"Status: 200"), head
+        expected = b"".join(_piece(i) for i in range(size // 65536 + 1))[:size]
+        assert len(body) == size and body == expected
+        wait_until(lambda: fd_count(pid) == baseline, timeout=5.0,
+                   what=f"worker descriptors back to {baseline}: {describe_fds(pid)}")
+
+
+def _piece(index: int) -> bytes:
+    """``apps/ops_app.py``'s download_piece, written out again."""
+    fill = bytes(range(256)) * 256
+    return struct.pack(">Q", index) + fill[8:]
 
 
 # ---------------------------------------------------------------------------------------

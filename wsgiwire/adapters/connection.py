@@ -202,6 +202,25 @@ class Connection:
             self._sync_run()
         self._pump_safely()
 
+    def _write_now(self, buffers: list[Buffer]) -> int:
+        """(an inline run, from inside the app's ``write()``) Write what the socket
+        takes now, in order after anything waiting; the count sent, -1 when the
+        peer is gone. Changes nothing else: the loop deals with the socket once
+        the app returns."""
+        if self.closed:
+            return -1
+        if self.outbox is not None:
+            return 0
+        try:
+            sent = self.sock.sendmsg(buffers[:_IOV_MAX])
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError:
+            return -1
+        if sent:
+            self.last_active = time.monotonic()
+        return sent
+
     def _on_hangup(self) -> None:
         """The peer shut down its side while its request is queued or running."""
         try:
@@ -345,7 +364,7 @@ class Connection:
             environ["wsgiwire.fcgi_data"] = request.data.finish()
         loop = self.loop
         if not loop.threaded:
-            run = Run(loop, self.codec, request, threaded=False)
+            run = Run(loop, self.codec, request, threaded=False, write_now=self._write_now)
             self.run = run
             self._advance(run)
             return
