@@ -53,7 +53,7 @@ from ..events import (
 from .base import Buffer, Loop, status_reply
 from .listeners import close_quietly
 from .poller import HANGUP, READ, WRITE
-from .runner import DATA, END, ERRORS, FILE, FileSegment, Request, Run
+from .runner import DATA, END, ERRORS, FILE, FileSegment, Request, Run, cut_buffers
 
 __all__ = ["Connection", "Lingerer", "Request", "peer_text"]
 
@@ -504,7 +504,7 @@ class Connection:
             if not left:
                 self.last_active = time.monotonic()
                 return True
-            self.outbox = _cut(list(items), sent)
+            self.outbox = cut_buffers(list(items), sent)
             self.outbox_bytes = left
         else:
             self.outbox = list(items)
@@ -562,7 +562,7 @@ class Connection:
             self.outbox_bytes -= sent
             self.last_active = self.outbox_since = time.monotonic()
             total = sum(map(len, batch))
-            rest = _cut(batch, sent)
+            rest = cut_buffers(batch, sent)
             outbox[:count] = rest
             if sent < total:
                 return False
@@ -642,18 +642,6 @@ def _cork(sock: _socket.socket) -> None:
 
 def _has_segment(items: Sequence[Any]) -> bool:
     return any(type(item) is FileSegment for item in items)
-
-
-def _cut(buffers: list[Any], sent: int) -> list[Any]:
-    """``buffers`` less their first ``sent`` bytes (a partial write)."""
-    first = 0
-    while first < len(buffers) and sent >= len(buffers[first]):
-        sent -= len(buffers[first])
-        first += 1
-    rest = buffers[first:]
-    if sent and rest:
-        rest[0] = memoryview(rest[0])[sent:]
-    return rest
 
 
 def peer_text(peer: object) -> str:

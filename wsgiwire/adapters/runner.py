@@ -45,7 +45,8 @@ from .base import Buffer, Codec
 if TYPE_CHECKING:
     from .base import Loop
 
-__all__ = ["DATA", "END", "ERRORS", "FILE", "FLUSH_AT", "FileSegment", "Request", "Run"]
+__all__ = ["DATA", "END", "ERRORS", "FILE", "FLUSH_AT", "FileSegment", "Request", "Run",
+           "cut_buffers"]
 
 log = logging.getLogger("wsgiwire")
 
@@ -260,7 +261,7 @@ class Run:
             if sent < 0:
                 raise ClientDisconnected()
             if sent:
-                buffers = _cut(buffers, sent)
+                buffers = cut_buffers(buffers, sent)
                 self.pending_bytes -= sent
                 pending[:] = buffers
                 if self.pending_bytes < SPILL_AT // 2:
@@ -423,7 +424,7 @@ class Run:
         return sent
 
 
-def _cut(buffers: list[Buffer], sent: int) -> list[Buffer]:
+def cut_buffers(buffers: list[Any], sent: int) -> list[Any]:
     """``buffers`` less their first ``sent`` bytes (a partial write)."""
     first = 0
     while first < len(buffers) and sent >= len(buffers[first]):
@@ -443,6 +444,6 @@ def _write_all(fd: int, buffers: list[Buffer]) -> int:
         size = sum(map(len, batch))
         written = os.writev(fd, batch)
         total += written
-        buffers = _cut(batch, written) + buffers[_IOV_MAX:] if written < size \
+        buffers = cut_buffers(batch, written) + buffers[_IOV_MAX:] if written < size \
             else buffers[_IOV_MAX:]
     return total
