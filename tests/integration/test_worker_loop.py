@@ -4,7 +4,8 @@ Each test runs ``wsgiwire serve ops_app`` (``apps/ops_app.py``) as a real proces
 talks FastCGI to it directly:
 
 * a reader that never reads a 64 MiB streamed reply delays no small request on the
-  same worker (each answered within 100 ms), with and without ``--threads``;
+  same worker (each answered within 100 ms), with and without ``--threads``, also
+  when the app writes it through ``write()`` (it goes to a temporary file, whole);
 * ``--request-timeout 1`` with a 10 s request logs the request's stack; the other
   requests are answered (with threads, while it hangs; without, by the replacement);
 * 15 uploads of 64 MiB against a spool on an 8 MiB tmpfs (RLIMIT_FSIZE when tmpfs
@@ -13,7 +14,12 @@ talks FastCGI to it directly:
   descriptors return to their baseline;
 * 2,000 kept-alive connections against one worker under ``ulimit -n 1024``: while
   starved the worker uses under 30% of a core and logs a handful of lines, and it
-  serves again once the connections close.
+  serves again once the connections close;
+* with ``--threads``, queued requests whose peers hang up never run the app;
+* stopping: connections waiting in the backlog are answered, not reset; a worker
+  whose master was killed finishes its request (or is ended after the graceful
+  timeout); behind nginx, three backends reloaded, stopped and orphaned under GET
+  and POST load give no client a single error.
 """
 
 from __future__ import annotations
@@ -490,6 +496,35 @@ def test_sigterm_serves_connections_waiting_in_the_backlog(
         assert not alive(pid)
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection((LOOPBACK, backend.process.port), timeout=2.0).close()
+
+
+@pytest.mark.parametrize(("seconds", "answered"), [(1, True), (30, False)],
+                         ids=["finishes", "hung"])
+def test_a_worker_whose_master_was_killed_drains_then_exits(
+    stage: Stage, tmp_path: Path, seconds: int, answered: bool
+) -> None:
+    """kill -9 of the master: its worker stops as on SIGTERM. A request in flight is
+    answered; one that would outlast the graceful timeout (2 s) is cut when it ends,
+    since no master is left to kill a worker that hangs."""
+    options = ("--workers", "1", "--graceful-timeout", "2")
+    with ops_backend(stage, tmp_path, options) as backend:
+        pid = the_worker(backend)
+        sock = send_request(backend, f"/o/sleep?{seconds}")
+        try:
+            wait_until(lambda: backend.stats()["workers"][0]["busy_for"] > 0, timeout=5.0,
+                       what="the request running")
+            backend.signal(signal.SIGKILL)
+            killed = time.monotonic()
+            status, app_status = read_reply(sock, timeout=10.0)
+        finally:
+            sock.close()
+        wait_until(lambda: not alive(pid), timeout=6.0, what="the orphaned worker gone")
+        gone_after = time.monotonic() - killed
+    if answered:
+        assert (status, app_status) == (200, 0)
+    else:
+        assert status == 0
+        assert 2.0 < gone_after < 5.0, gone_after
 
 
 def test_three_backends_behind_nginx_stop_restart_and_die_without_a_client_error(
