@@ -399,7 +399,7 @@ def test_threads_consistent_after_many_requests_that_finish_fail_and_lose_peers(
         lock = threading.Lock()
 
         def client(n: int) -> None:
-            for i in range(150):
+            for i in range(300):
                 kind = ("ok", "fail", "gone")[(n + i) % 3]
                 if kind == "gone":
                     sock = send_request(backend, "/g/sleep?0.01")
@@ -418,7 +418,7 @@ def test_threads_consistent_after_many_requests_that_finish_fail_and_lose_peers(
         for thread in workers:
             thread.join(120)
         assert outcomes["bad"] == 0, outcomes
-        assert sum(outcomes.values()) == 1200
+        assert sum(outcomes.values()) == 2400
 
         def settled() -> bool:
             worker = backend.stats()["workers"][0]
