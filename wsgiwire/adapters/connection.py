@@ -15,7 +15,10 @@ Who owns what, in a worker (the one place this is written down):
 
 Nothing here blocks: what the socket cannot take waits in ``outbox`` until
 it turns writable, and a response being produced in the loop (no threads) is
-suspended meanwhile and resumed after (``Run.step``). An exception while a
+suspended meanwhile and resumed after (``Run.step``), or, when the app writes
+it through ``write()``, held in a temporary file past a bound (``SPILL_AT``).
+While a request runs on an app thread its FastCGI connection is watched for
+the peer's hang-up only, so a request whose web server gave up is not started. An exception while a
 request is set up or run ends that request (an error reply or a close, one
 log line), never the worker.
 """
