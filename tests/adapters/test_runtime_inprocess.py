@@ -20,6 +20,7 @@ stops it with ``request_stop()`` and a bounded join. What is pinned down here:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -27,6 +28,7 @@ import logging
 import os
 import select
 import socket
+import tempfile
 import threading
 import time
 import warnings
@@ -1087,3 +1089,93 @@ def test_a_protocol_error_is_one_log_line_showing_the_peers_bytes_escaped(
     assert "last bytes received: 'GET /xxxxxxxx" in line
     assert "\r" not in line and "\n" not in line
     assert line.endswith("...)")  # truncated: the request is longer than what is shown
+
+
+
+# -- inline write() past the spill threshold --------------------------------------------------
+def _writes_app(size: int, done: threading.Event) -> App:
+    """Writes ``size`` bytes (piece i: 64 KiB of byte i % 251) through ``write()``."""
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        write = start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                          ("Content-Length", str(size))])
+        for index in range(size // 65536):
+            write(bytes([index % 251]) * 65536)
+        write(b"z" * (size % 65536))
+        done.set()
+        return []
+
+    return app
+
+
+def _expected_writes(size: int) -> bytes:
+    pieces = [bytes([i % 251]) * 65536 for i in range(size // 65536)]
+    return b"".join(pieces) + b"z" * (size % 65536)
+
+
+def _ask_reading_late(served: Served, done: threading.Event) -> tuple[bytes, bytes, list[str]]:
+    """A GET whose reply is read only once the app has returned: (head, body, the
+    worker's descriptors that were open on a temporary file meanwhile)."""
+    with served.connect() as sock:
+        for chunk in request_bytes(served, "/writes"):
+            sock.sendall(chunk)
+        assert done.wait(TIMEOUT)  # every write() is over: what spilled is in its file
+        spill = [link for link in map(_fd_link, os.listdir("/proc/self/fd"))
+                 if "wsgiwire-reply" in link or "(deleted)" in link]
+        sock.settimeout(TIMEOUT)
+        raw = b"".join(iter(lambda: sock.recv(1 << 20), b""))
+    if served.protocol == "fastcgi":
+        codec = FastCGIClient()
+        codec.receive_data(raw)
+        out = []
+        while (event := codec.next_event()) is not NEED_DATA:
+            if isinstance(event, StdoutData):
+                out.append(event.data)
+            elif isinstance(event, EndRequest):
+                break
+        raw = b"".join(out)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    return head, body, spill
+
+
+def _fd_link(name: str) -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{name}")
+    except OSError:
+        return ""
+
+
+@pytest.mark.parametrize("protocol", list(DRIVERS))
+def test_inline_write_past_the_socket_spills_to_a_file_and_arrives_whole(
+    protocol: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    size = 6 * 1024 * 1024 + 5
+    done = threading.Event()
+    with running(_writes_app(size, done), protocol) as served:
+        head, body, spill = _ask_reading_late(served, done)
+        assert head.startswith(ok_head(protocol)), head
+        assert len(body) == size and body == _expected_writes(size)
+        assert any(str(tmp_path) in link for link in spill), spill
+        wait_for(lambda: not any(str(tmp_path) in _fd_link(name)
+                                 for name in os.listdir("/proc/self/fd")),
+                 "the spill file closed")
+
+
+def test_a_spill_that_cannot_be_written_keeps_the_reply_in_memory(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_room(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", no_room)
+    size = 6 * 1024 * 1024 + 5
+    done = threading.Event()
+    with caplog.at_level(logging.WARNING, logger="wsgiwire"), \
+            running(_writes_app(size, done)) as served:
+        head, body, _ = _ask_reading_late(served, done)
+    assert head.startswith(ok_head("fastcgi")), head
+    assert body == _expected_writes(size)
+    lines = [r.getMessage() for r in caplog.records if "cannot spill" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert "No space left on device" in lines[0]

@@ -15,7 +15,10 @@ Who owns what, in a worker (the one place this is written down):
 
 Nothing here blocks: what the socket cannot take waits in ``outbox`` until
 it turns writable, and a response being produced in the loop (no threads) is
-suspended meanwhile and resumed after (``Run.step``). An exception while a
+suspended meanwhile and resumed after (``Run.step``), or, when the app writes
+it through ``write()``, held in a temporary file past a bound (``SPILL_AT``).
+While a request runs on an app thread its FastCGI connection is watched for
+the peer's hang-up only, so a request whose web server gave up is not started. An exception while a
 request is set up or run ends that request (an error reply or a close, one
 log line), never the worker.
 """
@@ -52,8 +55,8 @@ from ..events import (
 )
 from .base import Buffer, Loop, status_reply
 from .listeners import close_quietly
-from .poller import READ, WRITE
-from .runner import DATA, END, ERRORS, FILE, FileSegment, Request, Run
+from .poller import HANGUP, READ, WRITE
+from .runner import DATA, END, ERRORS, FILE, FileSegment, Request, Run, cut_buffers
 
 __all__ = ["Connection", "Lingerer", "Request", "peer_text"]
 
@@ -86,6 +89,7 @@ class Connection:
         "closed",
         "codec",
         "fd",
+        "hangup",
         "head_since",
         "last_active",
         "last_bytes",
@@ -124,6 +128,14 @@ class Connection:
         self.close_linger = False
         self.last_done = False
         self.last_bytes = b""
+        # What to poll for while a request runs on an app thread or waits for
+        # one: the peer's hang-up, so that a request whose peer has gone is not
+        # started (0: not watched). A web server closes its FastCGI connection
+        # when its client goes away, and never half-closes one that waits for
+        # a reply. SCGI and uwsgi clients may end their request with a
+        # half-close (``wsgiwire check`` does), so there it means nothing.
+        self.hangup = 0 if getattr(loop.config.driver, "one_request_per_connection",
+                                   False) else HANGUP
 
     @property
     def busy(self) -> bool:
@@ -132,6 +144,9 @@ class Connection:
 
     # -- entry points (the loop calls these) --------------------------------
     def on_readable(self) -> None:
+        if self.run is not None:
+            self._on_hangup()  # polled for nothing else while a request runs
+            return
         try:
             data = self.sock.recv(RECV_SIZE)
         except (BlockingIOError, InterruptedError):
@@ -189,6 +204,45 @@ class Connection:
             self.send(out)
             self._sync_run()
         self._pump_safely()
+
+    def _write_now(self, buffers: list[Buffer]) -> int:
+        """(an inline run, from inside the app's ``write()``) Write what the socket
+        takes now, in order after anything waiting; the count sent, -1 when the
+        peer is gone. Changes nothing else: the loop deals with the socket once
+        the app returns."""
+        if self.closed:
+            return -1
+        if self.outbox is not None:
+            return 0
+        try:
+            sent = self.sock.sendmsg(buffers[:_IOV_MAX])
+        except (BlockingIOError, InterruptedError):
+            return 0
+        except OSError:
+            return -1
+        if sent:
+            self.last_active = time.monotonic()
+        return sent
+
+    def _on_hangup(self) -> None:
+        """The peer shut down its side while its request is queued or running."""
+        try:
+            rest = self.sock.recv(1, socket.MSG_PEEK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            rest = b""
+        if rest:
+            # It sent more first (an abort, another request): read after the
+            # run, as before; stop watching this one, or the poller would spin.
+            self.hangup = 0
+            self.repoll()
+            return
+        run = self.run
+        if run is not None:
+            log.info("client %s went away before the answer to %s", peer_text(self.peer),
+                     request_label(run.request.environ))
+        self.close()
 
     def _sync_run(self) -> None:
         run = self.run
@@ -313,7 +367,7 @@ class Connection:
             environ["wsgiwire.fcgi_data"] = request.data.finish()
         loop = self.loop
         if not loop.threaded:
-            run = Run(loop, self.codec, request, threaded=False)
+            run = Run(loop, self.codec, request, threaded=False, write_now=self._write_now)
             self.run = run
             self._advance(run)
             return
@@ -453,7 +507,7 @@ class Connection:
             if not left:
                 self.last_active = time.monotonic()
                 return True
-            self.outbox = _cut(list(items), sent)
+            self.outbox = cut_buffers(list(items), sent)
             self.outbox_bytes = left
         else:
             self.outbox = list(items)
@@ -511,7 +565,7 @@ class Connection:
             self.outbox_bytes -= sent
             self.last_active = self.outbox_since = time.monotonic()
             total = sum(map(len, batch))
-            rest = _cut(batch, sent)
+            rest = cut_buffers(batch, sent)
             outbox[:count] = rest
             if sent < total:
                 return False
@@ -530,7 +584,9 @@ class Connection:
         if self.outbox is not None:
             mask = WRITE
         elif self.run is not None:
-            mask = 0  # a request runs: read nothing more meanwhile
+            # A request runs: read nothing more meanwhile, but see the peer go
+            # (threads; inline the loop is in the app, or waits to write).
+            mask = self.hangup if self.run.threaded else 0
         else:
             mask = READ
         if mask != self.watching:
@@ -589,18 +645,6 @@ def _cork(sock: _socket.socket) -> None:
 
 def _has_segment(items: Sequence[Any]) -> bool:
     return any(type(item) is FileSegment for item in items)
-
-
-def _cut(buffers: list[Any], sent: int) -> list[Any]:
-    """``buffers`` less their first ``sent`` bytes (a partial write)."""
-    first = 0
-    while first < len(buffers) and sent >= len(buffers[first]):
-        sent -= len(buffers[first])
-        first += 1
-    rest = buffers[first:]
-    if sent and rest:
-        rest[0] = memoryview(rest[0])[sent:]
-    return rest
 
 
 def peer_text(peer: object) -> str:

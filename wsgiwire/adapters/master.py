@@ -32,7 +32,9 @@ The state machine, in one place:
   workers (a dead one is replaced, after a back-off when they die as fast as
   they start, and counted in ``respawns``); extra ones (SIGTTOU) retire.
 
-Workers die with the master (``PR_SET_PDEATHSIG``), however it dies.
+Workers die with the master (``PR_SET_PDEATHSIG``), however it dies: they stop
+as on SIGTERM, finishing the requests already on their way, within the
+graceful timeout.
 """
 
 from __future__ import annotations
@@ -532,7 +534,10 @@ class Server:
             self._report_r.close()
         try:
             drop_privileges(self.config.user, self.config.group)
-            die_with_parent(self._master_pid)  # after the user change, which clears it
+            # After the user change, which clears it. SIGTERM: an orphan drains
+            # what is on its way (its requests in flight, over kept connections)
+            # instead of cutting it, then exits (see Worker._check_master).
+            die_with_parent(self._master_pid, signal.SIGTERM)
             worker = Worker(self.config, self.board, slot)
         except BaseException as exc:  # the app's import may raise anything
             log.debug("worker %d cannot load the application", os.getpid(), exc_info=True)

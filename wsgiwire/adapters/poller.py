@@ -13,14 +13,17 @@ from __future__ import annotations
 import select
 from typing import Any
 
-__all__ = ["READ", "WRITE", "Poller"]
+__all__ = ["HANGUP", "READ", "WRITE", "Poller"]
 
 if hasattr(select, "epoll"):
     READ = select.EPOLLIN
     WRITE = select.EPOLLOUT
+    # The peer shut down its side (no EPOLLIN: bytes that arrive wake nobody).
+    HANGUP = select.EPOLLRDHUP
 else:  # pragma: no cover - not Linux
     READ = select.POLLIN
     WRITE = select.POLLOUT
+    HANGUP = getattr(select, "POLLRDHUP", 0)
 
 
 class Poller:

@@ -7,7 +7,12 @@ transport (``connection.py``) owns the socket and writes that output. Two ways:
   :func:`~wsgiwire.core.gateway.app_steps`. Output is framed by the codec into
   ``pending``; past ``FLUSH_AT`` bytes the run yields, the transport writes what
   the socket takes, and the run resumes when the socket drains. A reader that
-  never reads holds one suspended run, not the worker.
+  never reads holds one suspended run, not the worker. An app that writes
+  through the ``write()`` callable cannot be suspended mid-call: past
+  ``SPILL_AT`` unsent bytes its output goes to the socket as far as the socket
+  takes it now, and the rest to a temporary file (as nginx buffers a reply to
+  ``fastcgi_temp_path``) that the transport sends with ``sendfile`` as the
+  reader reads: a reader that never reads costs disk, not the worker's memory.
 * **threaded**: an app thread calls the app. Output never touches the codec or
   the socket from that thread: it is posted as ``(kind, payload)`` items under
   the run's lock, and the loop is woken to frame and write them. A thread whose
@@ -24,6 +29,7 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Generator
@@ -39,7 +45,8 @@ from .base import Buffer, Codec
 if TYPE_CHECKING:
     from .base import Loop
 
-__all__ = ["DATA", "END", "ERRORS", "FILE", "FLUSH_AT", "FileSegment", "Request", "Run"]
+__all__ = ["DATA", "END", "ERRORS", "FILE", "FLUSH_AT", "FileSegment", "Request", "Run",
+           "cut_buffers"]
 
 log = logging.getLogger("wsgiwire")
 
@@ -47,6 +54,11 @@ log = logging.getLogger("wsgiwire")
 FLUSH_AT = 262144
 # A threaded reply may be this far ahead of the socket before its thread waits.
 QUEUE_MAX = 4 << 20
+# An inline run holds at most this many unsent bytes in memory within one step
+# (the app's write() calls): then the socket takes what it can, the file the rest.
+SPILL_AT = 1 << 20
+# writev() takes at most IOV_MAX (1024 on Linux) buffers at once.
+_IOV_MAX = 1024
 # Kinds of items an app thread posts to the loop.
 DATA, ERRORS, FILE, END = 0, 1, 2, 3
 # Block size for a file_wrapper file that sendfile cannot send.
@@ -123,11 +135,13 @@ class Run:
         "posted",
         "request",
         "response",
+        "spill",
         "started",
         "steps",
         "threaded",
         "unsent",
         "wake",
+        "write_now",
     )
 
     def __init__(
@@ -138,8 +152,14 @@ class Run:
         *,
         threaded: bool,
         wake: Callable[[], None] | None = None,
+        write_now: Callable[[list[Buffer]], int] | None = None,
     ) -> None:
         self.loop = loop
+        # inline: the transport's "write these now, as far as the socket takes
+        # them" (the count sent), and the spill segment at the end of
+        # ``pending`` that further output extends (see SPILL_AT)
+        self.write_now = write_now
+        self.spill: FileSegment | None = None
         self.codec = codec
         self.request = request
         self.threaded = threaded
@@ -174,6 +194,8 @@ class Run:
             def out(data: bytes) -> None:
                 pending.extend(send_data(request_id, data))
                 self.pending_bytes += len(data)
+                if self.pending_bytes >= SPILL_AT and self.write_now is not None:
+                    self._relieve()
 
         self.out = out
 
@@ -221,7 +243,51 @@ class Run:
         pending = self.pending[:]
         self.pending.clear()
         self.pending_bytes = 0
+        self.spill = None  # the transport's now: never extended again
         return pending
+
+    def _relieve(self) -> None:
+        """(inline, within a step) Too much unsent output: give the socket what it
+        takes now, spill the rest to a temporary file (see SPILL_AT)."""
+        pending = self.pending
+        first = 0  # the memory buffers at the end of ``pending``, in order
+        for index in range(len(pending) - 1, -1, -1):
+            if type(pending[index]) is FileSegment:
+                first = index + 1
+                break
+        buffers: list[Buffer] = pending[first:]  # type: ignore[assignment]
+        if not first and self.write_now is not None:
+            sent = self.write_now(buffers)
+            if sent < 0:
+                raise ClientDisconnected()
+            if sent:
+                buffers = cut_buffers(buffers, sent)
+                self.pending_bytes -= sent
+                pending[:] = buffers
+                if self.pending_bytes < SPILL_AT // 2:
+                    return
+        segment = self.spill
+        if segment is not None and not (first and pending[first - 1] is segment):
+            segment = None
+        try:
+            if segment is None:
+                with tempfile.TemporaryFile(prefix="wsgiwire-reply-") as file:
+                    segment = FileSegment(os.dup(file.fileno()), 0, 0)
+            written = _write_all(segment.fd, buffers)
+        except OSError as exc:
+            if segment is not None and segment is not self.spill:
+                segment.close()
+            log.warning("cannot spill the reply to %s to a temporary file (%s); it waits "
+                        "in memory", self.label or "a request", exc.strerror)
+            self.write_now = None  # once: the rest of this reply stays in memory
+            return
+        segment.left += written
+        if segment is not self.spill:
+            self.spill = segment
+            pending[len(pending) - len(buffers):] = [segment]
+        else:
+            del pending[len(pending) - len(buffers):]
+        self.pending_bytes = 0
 
     def abandon(self) -> None:
         """The connection is gone: close a suspended app iterable, drop what waits."""
@@ -236,6 +302,7 @@ class Run:
             if isinstance(item, FileSegment):
                 item.close()
         self.pending.clear()
+        self.spill = None
         cond = self.cond
         if cond is not None:
             with cond:
@@ -251,7 +318,13 @@ class Run:
         """Run the app on this (app) thread; the result is posted to the loop."""
         ok = False
         try:
-            if not gone():  # a request whose peer has left is not started
+            if gone():  # a request whose peer has left is not started
+                log.info("%s not run: its client went away while it waited",
+                         self.label or "a request")
+                stream = self.request.environ.get("wsgi.input")
+                if stream is not None:
+                    stream.close()  # a spooled body's temporary file goes now
+            else:
                 ok = call_app(self.loop.app, self.request.environ, self.response,
                               debug=self.loop.config.debug)
         except Exception:
@@ -349,3 +422,28 @@ class Run:
             out(block)
             sent += len(block)
         return sent
+
+
+def cut_buffers(buffers: list[Any], sent: int) -> list[Any]:
+    """``buffers`` less their first ``sent`` bytes (a partial write)."""
+    first = 0
+    while first < len(buffers) and sent >= len(buffers[first]):
+        sent -= len(buffers[first])
+        first += 1
+    rest = buffers[first:]
+    if sent and rest:
+        rest[0] = memoryview(rest[0])[sent:]
+    return rest
+
+
+def _write_all(fd: int, buffers: list[Buffer]) -> int:
+    """Write every byte of ``buffers`` to the file ``fd`` at its position; the count."""
+    total = 0
+    while buffers:
+        batch = buffers[:_IOV_MAX]
+        size = sum(map(len, batch))
+        written = os.writev(fd, batch)
+        total += written
+        buffers = cut_buffers(batch, written) + buffers[_IOV_MAX:] if written < size \
+            else buffers[_IOV_MAX:]
+    return total

@@ -15,6 +15,7 @@ import os
 import queue
 import random
 import select
+import signal
 import socket
 import sys
 import threading
@@ -49,6 +50,13 @@ _STARVED_PAUSE = 0.25
 # long. nginx reuses its most recently used connection first, so one quiet for
 # a while is the least likely to carry a request already on its way.
 _QUIET = 0.5
+# ... and only once no request at all has come to this worker for this long
+# since it began to stop. While the web server still sends requests over our
+# kept connections it is reaching into its keepalive cache for them (each one
+# we answered while stopping closed right behind its reply), and the next it
+# takes may be one we hold idle: closing that one then would cut a request
+# already on its way (a POST, which nginx never retries, would get a 502).
+_DRAIN_QUIET = 1.0
 # Exit status of a worker that stopped itself over --request-timeout (no threads).
 TIMED_OUT = 4
 
@@ -188,9 +196,18 @@ class Worker:
         self._reported_connections = -1  # the count last written to the scoreboard (-1: none)
         self._starved = False  # out of descriptors: accepts paused
         self._refuse = False  # stopping for good: close the listening sockets
+        self._listeners_closed = False
+        # Set by the SIGTERM/SIGINT handler, acted on by the loop at the top of a
+        # turn: a handler may run between any two bytecodes, and ``stopping``
+        # flipping in the middle of a reply's end (corked or not, closed or
+        # kept) would send the END_REQUEST and the FIN in separate segments.
+        self._stop_asked = False
+        # Stopping: the latest activity of a connection already closed (the
+        # drain waits for the whole worker to be quiet, see _DRAIN_QUIET).
+        self._last_activity = 0.0
         self._in_flight = 0  # requests handed to the pool and not finished (loop's count)
-        # A worker under a master stops when its master is gone (the fallback
-        # for PR_SET_PDEATHSIG): checked in the sweep.
+        # A worker under a master stops when its master is gone: told by
+        # PR_SET_PDEATHSIG (SIGTERM), and checked in the sweep.
         self._ppid = os.getppid() if board is not None else 0
         self.builder = EnvironBuilder(
             multithread=config.threads > 0,
@@ -234,6 +251,8 @@ class Worker:
     # -- connection bookkeeping -------------------------------------------
     def forget(self, conn: Connection) -> None:
         if self.connections.pop(id(conn), None) is not None:
+            if self.stopping and conn.last_active > self._last_activity:
+                self._last_activity = conn.last_active
             if conn.watching:
                 self.poll_for(conn, 0)
             if self.board is not None and not self._accepting:
@@ -414,19 +433,23 @@ class Worker:
         self._stop_accepting()
         self.accept_paused_until = time.monotonic() + seconds
 
-    def _accept_waiting(self, listener: socket.socket, board: Scoreboard | None) -> None:
-        """Accept and start serving the connections waiting on ``listener`` (up to 64)."""
+    def _accept_waiting(
+        self, listener: socket.socket, board: Scoreboard | None, *, draining: bool = False
+    ) -> None:
+        """Accept and start serving the connections waiting on ``listener`` (up to 64;
+        ``draining``: every one, before the listener closes for good)."""
         limit = self.config.limits.max_connections
         allows = self.config.peer_filter.allows
         family, kind, waiting = self._listener_info[listener.fileno()]
         backlog = waiting.poll
         tcp = family != socket.AF_UNIX
-        for _ in range(64):
+        for _ in range(limit if draining else 64):
             # Every worker polling the listener wakes for a new connection: one
             # takes it, the others find the backlog empty. Asking first costs
             # a tenth of an accept4() that fails. A connection this worker
             # cannot serve (stopping, or at its limit) is left for the others.
-            if self.stopping or len(self.connections) >= limit or not backlog(0):
+            if ((self.stopping and not draining) or len(self.connections) >= limit
+                    or not backlog(0)):
                 return
             try:
                 # socket.accept() less its per-call enum conversions of the
@@ -474,7 +497,7 @@ class Worker:
             self._handle(conn, conn.on_readable)
             if not conn.closed:
                 conn.repoll()
-            if board is not None and not self._one_shot:
+            if board is not None and not self._one_shot and not draining:
                 return  # one at a time, so the board stays current
 
     def _handle(self, conn: Connection, action: Any) -> None:
@@ -506,14 +529,19 @@ class Worker:
         stop_by = 0.0
         try:
             while True:
+                if self._stop_asked:
+                    self._stop_asked = False
+                    self._check_master()
+                    self._begin_stop(refuse=True)
                 if self.stopping:
                     if not stop_by:
                         stop_by = time.monotonic() + config.graceful_timeout
+                        self._last_activity = max(self._last_activity, time.monotonic())
                         self._stop_accepting()
-                        if self._refuse:
-                            self._close_listeners()
                         if self.board is not None:
                             self.board.set_state(self.slot, DRAINING)
+                    if self._refuse and not self._listeners_closed:
+                        self._close_listeners()
                     # Connections close as soon as they are between requests.
                     self._close_idle()
                     if not self.connections or time.monotonic() >= stop_by:
@@ -571,10 +599,7 @@ class Worker:
         self._wake_w.close()
 
     def _sweep(self, now: float, limits: Limits) -> None:
-        if self._ppid and os.getppid() != self._ppid and not self.stopping:
-            log.warning("worker %d: the master (%d) is gone; stopping", os.getpid(), self._ppid)
-            self._ppid = 0
-            self._begin_stop(refuse=True)
+        self._check_master()
         for lingerer in list(self.lingering.values()):
             if now >= lingerer.deadline:
                 self._end_linger(lingerer)
@@ -618,13 +643,27 @@ class Worker:
         Once every process holding one has closed it (the master closes its own
         when it stops), new connections are refused at once and the web server
         fails over, instead of waiting in a backlog nobody will accept from.
+
+        The last close resets every connection still in the backlog, and the web
+        server has already sent its request on each (the kernel completed the
+        handshake): nginx answers 502 to such a POST instead of failing over. So
+        what waits is accepted and served first; only a connection completing
+        its handshake between that and the close (microseconds) can be cut.
         """
+        self._listeners_closed = True
         for listener in self.config.listeners:
+            if listener.fileno() >= 0:
+                with contextlib.suppress(OSError):
+                    self._accept_waiting(listener, None, draining=True)
             close_quietly(listener)
 
     def _close_idle(self) -> None:
-        """Close connections between requests that have been quiet for a moment.
+        """Close connections between requests that have been quiet for a moment,
+        once the whole worker has been (see ``_DRAIN_QUIET``).
 
+        Until then a request arriving on a kept connection is served, and its
+        connection closes right behind the reply (``Connection._finish``): the
+        one close the web server always sees before it reuses a connection.
         One with unread bytes is served first. A one-request connection (SCGI,
         uwsgi) is never between requests: its request is on its way until it is
         answered (the header and idle timeouts still bound the wait), so it is
@@ -632,7 +671,13 @@ class Worker:
         """
         if self._one_shot:
             return
-        quiet_since = time.monotonic() - _QUIET
+        now = time.monotonic()
+        newest = self._last_activity
+        for conn in self.connections.values():
+            newest = max(newest, conn.last_active)
+        if now - newest < _DRAIN_QUIET:
+            return  # the web server still sends requests our way: see _DRAIN_QUIET
+        quiet_since = now - _QUIET
         for conn in list(self.connections.values()):
             if (conn.requests or conn.busy or conn.head_since or conn.outbox is not None
                     or conn.last_active > quiet_since or _has_input(conn.sock)):
@@ -640,8 +685,33 @@ class Worker:
             conn.close()
 
     def request_stop(self) -> None:
-        """Stop for good (SIGTERM/SIGINT): refuse new connections, finish what came."""
-        self._begin_stop(refuse=True)
+        """Stop for good (SIGTERM/SIGINT): refuse new connections, finish what came.
+
+        Called from a signal handler: the loop acts on it at the top of its next
+        turn (see ``_stop_asked``); this only wakes it.
+        """
+        self._stop_asked = True
+        if self._ppid and os.getppid() != self._ppid:
+            self._arm_deadline()  # here: the loop may be stuck in the app
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
+
+    def _arm_deadline(self) -> None:
+        """No master will kill this worker if its drain hangs (an app stuck in a
+        request): the kernel does, by SIGALRM, once the graceful timeout and a
+        second are over."""
+        with contextlib.suppress(OSError, ValueError):
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+            signal.setitimer(signal.ITIMER_REAL, self.config.graceful_timeout + 1.0)
+
+    def _check_master(self) -> None:
+        """(loop) The master is gone (its death signal, PR_SET_PDEATHSIG, is SIGTERM;
+        the sweep checks too): stop for good, draining as on SIGTERM."""
+        if self._ppid and os.getppid() != self._ppid:
+            log.warning("worker %d: the master (%d) is gone; stopping", os.getpid(), self._ppid)
+            self._ppid = 0
+            self._arm_deadline()
+            self._begin_stop(refuse=True)
 
     def _begin_stop(self, *, refuse: bool) -> None:
         self._refuse = self._refuse or refuse

@@ -14,6 +14,8 @@ and every route is wrapped in ``wsgiref.validate.validator``.
 ``.../download``  QUERY_STRING bytes (default 1 MiB) yielded as 64 KiB pieces with a
                   Content-Length, each piece :func:`download_piece` (its index in the
                   first 8 bytes): a large streamed response the client can check cheaply;
+``.../writes``    the same bytes as ``download``, through the ``write()`` callable that
+                  ``start_response`` returns (an empty iterable after);
 ``.../fail``      raises before ``start_response`` (the client gets a 500);
 ``.../cut``       sends its head and one piece of a longer body, then raises: the
                   response goes out incomplete (the worker counts an error).
@@ -106,6 +108,19 @@ def _download(environ: dict[str, Any], start_response: StartResponse) -> Iterabl
     return pieces()
 
 
+def _writes(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    size = int(environ.get("QUERY_STRING") or DEFAULT_DOWNLOAD)
+    write = start_response("200 OK", _headers("application/octet-stream", size))
+    index = 0
+    left = size
+    while left > 0:
+        piece = download_piece(index)
+        write(piece if left >= PIECE else piece[:left])
+        left -= PIECE
+        index += 1
+    return []
+
+
 def _fail(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     raise RuntimeError("ops_app: /fail failed on purpose")
 
@@ -123,6 +138,7 @@ ROUTES: dict[str, Callable[[dict[str, Any], StartResponse], Iterable[bytes]]] = 
         "sleep": _sleep,
         "upload": _upload,
         "download": _download,
+        "writes": _writes,
         "fail": _fail,
         "cut": _cut,
     }.items()
