@@ -782,6 +782,7 @@ class CellResult:
     warnings: list[str] = field(default_factory=list)
     logs: dict[str, list[str]] = field(default_factory=dict)  # log tails when not ok
     round_req_per_s: list[float] = field(default_factory=list)  # every round, with --rounds
+    round_backend_cpu_us: list[float] = field(default_factory=list)  # the same, CPU µs/req
 
 
 def _mem_dict(mem: Memory) -> dict[str, Any]:
@@ -1046,17 +1047,19 @@ def against_base(results: list[CellResult], meta: dict[str, Any]) -> list[str]:
             continue
         if r.status != "ok" or base.status != "ok" or not r.req_per_s or not base.req_per_s:
             rows.append(f"| {r.backend} | {r.scenario} | {r.status.upper()} | "
-                        f"{base.status.upper()} | - | - | - |")
+                        f"{base.status.upper()} | - | - | - | - |")
             continue
         mine = list(r.round_req_per_s) or [r.req_per_s]
         ref = list(base.round_req_per_s) or [base.req_per_s]
         per_round = (", ".join(f"{a / b:.2f}" for a, b in zip(mine, ref, strict=True))
                      if len(mine) == len(ref) else "-")
+        cpu = list(r.round_backend_cpu_us) or [r.backend_cpu_us_per_req or 0.0]
+        cpu_ref = list(base.round_backend_cpu_us) or [base.backend_cpu_us_per_req or 0.0]
+        cpu_rounds = ", ".join(f"{a:.0f}/{b:.0f}" for a, b in zip(cpu, cpu_ref, strict=False))
         rows.append(
             f"| {r.backend} | {r.scenario} | {r.req_per_s:,.0f} | {base.req_per_s:,.0f} | "
-            f"{_fmt(_ratio(mine, ref), '.2f', 'x')} | {per_round} | "
-            f"{_fmt(r.backend_cpu_us_per_req, '.0f')} / "
-            f"{_fmt(base.backend_cpu_us_per_req, '.0f')} |"
+            f"{_fmt(_ratio(mine, ref), '.2f', 'x')} | {per_round} | {cpu_rounds} | "
+            f"{_fmt(_ratio(cpu, cpu_ref), '.2f', 'x')} |"
         )
     if not rows:
         return []
@@ -1066,11 +1069,12 @@ def against_base(results: list[CellResult], meta: dict[str, Any]) -> list[str]:
         "",
         "Each backend over its `base-` twin: the same command and nginx site, wsgiwire "
         "imported from the `--base` checkout, in the same rounds. x base is the median of "
-        "the per-round ratios.",
+        "the per-round ratios; CPU: the backend's CPU µs per request, each round, this "
+        "checkout's over the base's, and their ratio (above 1: more CPU than the base).",
         "",
         "| backend | scenario | req/s | base req/s | x base | x base per round | "
-        "CPU µs/req (backend) / base |",
-        "|---|---|---:|---:|---:|---|---:|",
+        "CPU µs/req per round / base | CPU x base |",
+        "|---|---|---:|---:|---:|---|---|---:|",
         *rows,
         "",
     ]
@@ -1474,6 +1478,8 @@ def median_round(cell_rounds: list[CellResult]) -> CellResult:
     chosen = ordered[(len(ordered) - 1) // 2]
     if len(ordered) > 1:
         chosen.round_req_per_s = [round(r.req_per_s or 0.0) for r in cell_rounds]
+        chosen.round_backend_cpu_us = [round(r.backend_cpu_us_per_req or 0.0, 1)
+                                       for r in cell_rounds]
     return chosen
 
 
