@@ -161,13 +161,19 @@ def _wsgiwire_access_log(protocol: str) -> Command:
     return command
 
 
-def _wsgiwire_baseline(protocol: str, checkout: str) -> Command:
-    """``wsgiwire serve`` from another checkout (BENCH_BASELINE=DIR), for before/after runs."""
+def _wsgiwire_base(protocol: str, checkout: Path) -> Command:
+    """``wsgiwire serve`` as for the current checkout, importing wsgiwire from ``checkout``.
+
+    The same interpreter and console script (whose ``sys.path[0]`` is the venv's bin/,
+    so ``PYTHONPATH`` comes before the editable install of this checkout); the app is
+    the same ``bench.apps`` object, found in the working directory. Bytecode goes to a
+    cache outside ``checkout``, which is never written to.
+    """
     plain = _wsgiwire(protocol)
 
     def command(scenario: Scenario, sock: Path) -> list[str]:
-        return ["env", f"PYTHONPATH={checkout}", _venv("python"), "-m", "wsgiwire",
-                *plain(scenario, sock)[1:]]
+        return ["env", f"PYTHONPATH={checkout}", f"PYTHONPYCACHEPREFIX={BASE_PYCACHE}",
+                *plain(scenario, sock)]
 
     return command
 
@@ -282,15 +288,37 @@ BACKENDS: dict[str, Backend] = {
     )
 }
 
-# BENCH_BASELINE=DIR (a checkout of another commit, e.g. from `git archive`) adds
-# baseline-fastcgi and baseline-uwsgi: wsgiwire from DIR, in the same rounds as this one.
-_BASELINE = os.environ.get("BENCH_BASELINE", "")
-if _BASELINE:
-    for _protocol, _site in (("fastcgi", "fastcgi-keepalive"), ("uwsgi", "uwsgi")):
-        BACKENDS[f"baseline-{_protocol}"] = Backend(
-            f"baseline-{_protocol}", _site, _wsgiwire_baseline(_protocol, _BASELINE),
-            f"wsgiwire-{_protocol} from the checkout in BENCH_BASELINE ({_BASELINE})",
-            scenarios=("hello",))
+# --base DIR: each of these again as base-NAME, running the wsgiwire of another checkout
+# (DIR, e.g. `git worktree add --detach DIR COMMIT`) in the same rounds.
+BASE_OF = {"wsgiwire-fastcgi": "fastcgi", "wsgiwire-fastcgi-nokeep": "fastcgi",
+           "wsgiwire-scgi": "scgi", "wsgiwire-uwsgi": "uwsgi"}
+BASE_PREFIX = "base-"
+BASE_PYCACHE = Path(tempfile.gettempdir()) / "wsgiwire-bench-base-pycache"
+
+
+def base_import_path(checkout: Path) -> str:
+    """Where a base backend's interpreter finds ``wsgiwire`` (asked the way it starts)."""
+    probe = "import sys; sys.path.pop(0); import wsgiwire; print(wsgiwire.__file__)"
+    proc = subprocess.run(
+        [_venv("python"), "-c", probe], capture_output=True, text=True, check=False,
+        cwd=REPO_ROOT, timeout=30,
+        env={**os.environ, "PYTHONPATH": str(checkout), "PYTHONPYCACHEPREFIX": str(BASE_PYCACHE)},
+    )
+    return proc.stdout.strip() or proc.stderr.strip()[-200:]
+
+
+def add_base_backends(checkout: Path, *, probe: bool = True) -> None:
+    """Register base-NAME for every BASE_OF backend; fails unless wsgiwire loads from DIR."""
+    found = base_import_path(checkout) if probe else ""
+    if probe and Path(found).resolve() != (checkout / "wsgiwire" / "__init__.py").resolve():
+        raise BenchError(f"--base {checkout}: wsgiwire loads from {found}, not from there")
+    for name, protocol in BASE_OF.items():
+        current = BACKENDS[name]
+        BACKENDS[BASE_PREFIX + name] = dataclasses.replace(
+            current, name=BASE_PREFIX + name, command=_wsgiwire_base(protocol, checkout),
+            description=f"{name} with the wsgiwire of --base {checkout}",
+        )
+
 
 REFERENCE_UWSGI = "uwsgi"
 REFERENCE_CEILING = "nginx-alone"
@@ -754,6 +782,7 @@ class CellResult:
     warnings: list[str] = field(default_factory=list)
     logs: dict[str, list[str]] = field(default_factory=dict)  # log tails when not ok
     round_req_per_s: list[float] = field(default_factory=list)  # every round, with --rounds
+    round_backend_cpu_us: list[float] = field(default_factory=list)  # the same, CPU µs/req
 
 
 def _mem_dict(mem: Memory) -> dict[str, Any]:
@@ -932,7 +961,8 @@ def fill_result(
 
 
 def ratios(results: list[CellResult]) -> dict[tuple[str, str], dict[str, float | None]]:
-    """Per cell: req/s relative to uWSGI, to nginx alone (hello) and to flup's best.
+    """Per cell: req/s relative to uWSGI, to nginx alone (hello), to flup's best and,
+    for a backend run with ``--base``, to its base-NAME twin.
 
     With several rounds a ratio is taken within each round (both cells of a round
     ran minutes apart, not hours), and the median of those ratios is reported.
@@ -947,7 +977,7 @@ def ratios(results: list[CellResult]) -> dict[tuple[str, str], dict[str, float |
     for r in results:
         cells = by_scenario.get(r.scenario, {})
         mine = cells.get(r.backend)
-        flup = [v for k, v in cells.items() if BACKENDS[k].group == "flup"]
+        flup = [v for k, v in cells.items() if k in BACKENDS and BACKENDS[k].group == "flup"]
         flup_best = (
             [max(per_round) for per_round in zip(*flup, strict=True)]
             if flup and len({len(v) for v in flup}) == 1
@@ -957,6 +987,7 @@ def ratios(results: list[CellResult]) -> dict[tuple[str, str], dict[str, float |
             "vs_uwsgi": cells.get(REFERENCE_UWSGI),
             "vs_nginx_alone": cells.get(REFERENCE_CEILING),
             "vs_flup_best": flup_best,
+            "vs_base": cells.get(BASE_PREFIX + r.backend),
         }
         out[r.backend, r.scenario] = {k: _ratio(mine, ref) for k, ref in refs.items()}
     return out
@@ -1006,6 +1037,49 @@ def overview(results: list[CellResult], meta: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def against_base(results: list[CellResult], meta: dict[str, Any]) -> list[str]:
+    """Each backend next to its base-NAME twin (``--base``): req/s, CPU, ratio per round."""
+    cells = {(r.backend, r.scenario): r for r in results}
+    rows = []
+    for r in results:
+        base = cells.get((BASE_PREFIX + r.backend, r.scenario))
+        if base is None:
+            continue
+        if r.status != "ok" or base.status != "ok" or not r.req_per_s or not base.req_per_s:
+            rows.append(f"| {r.backend} | {r.scenario} | {r.status.upper()} | "
+                        f"{base.status.upper()} | - | - | - | - |")
+            continue
+        mine = list(r.round_req_per_s) or [r.req_per_s]
+        ref = list(base.round_req_per_s) or [base.req_per_s]
+        per_round = (", ".join(f"{a / b:.2f}" for a, b in zip(mine, ref, strict=True))
+                     if len(mine) == len(ref) else "-")
+        cpu = list(r.round_backend_cpu_us) or [r.backend_cpu_us_per_req or 0.0]
+        cpu_ref = list(base.round_backend_cpu_us) or [base.backend_cpu_us_per_req or 0.0]
+        cpu_rounds = ", ".join(f"{a:.0f}/{b:.0f}" for a, b in zip(cpu, cpu_ref, strict=False))
+        rows.append(
+            f"| {r.backend} | {r.scenario} | {r.req_per_s:,.0f} | {base.req_per_s:,.0f} | "
+            f"{_fmt(_ratio(mine, ref), '.2f', 'x')} | {per_round} | {cpu_rounds} | "
+            f"{_fmt(_ratio(cpu, cpu_ref), '.2f', 'x')} |"
+        )
+    if not rows:
+        return []
+    where = meta.get("base") or {}
+    return [
+        f"## Against the base checkout ({where.get('git', '?')}, {where.get('dir', '?')})",
+        "",
+        "Each backend over its `base-` twin: the same command and nginx site, wsgiwire "
+        "imported from the `--base` checkout, in the same rounds. x base is the median of "
+        "the per-round ratios; CPU: the backend's CPU µs per request, each round, this "
+        "checkout's over the base's, and their ratio (above 1: more CPU than the base).",
+        "",
+        "| backend | scenario | req/s | base req/s | x base | x base per round | "
+        "CPU µs/req per round / base | CPU x base |",
+        "|---|---|---:|---:|---:|---|---|---:|",
+        *rows,
+        "",
+    ]
+
+
 def render_markdown(results: list[CellResult], meta: dict[str, Any]) -> str:
     rel = ratios(results)
     lines = [
@@ -1035,6 +1109,7 @@ def render_markdown(results: list[CellResult], meta: dict[str, Any]) -> str:
         lines += [f"**wsgiwire changed during the run** (at the end: {meta['git_end']}): "
                   "cells started later ran newer code.", ""]
     lines += overview(results, meta)
+    lines += against_base(results, meta)
     for name in meta["scenarios"]:
         scenario = SCENARIOS[name]
         rows = [r for r in results if r.scenario == name]
@@ -1192,11 +1267,11 @@ def _version_of(argv: Sequence[str], pattern: str) -> str:
     return match.group(1) if match else "?"
 
 
-def git_state() -> str:
+def git_state(root: Path = REPO_ROOT) -> str:
     """The commit the wsgiwire code was at, and whether wsgiwire/ had local changes."""
-    git = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+    git = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
                          capture_output=True, text=True, check=False).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "wsgiwire"],
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "wsgiwire"],
                            capture_output=True, text=True, check=False).stdout.strip()
     return (git or "?") + (" + uncommitted changes in wsgiwire/" if dirty else "")
 
@@ -1248,6 +1323,8 @@ def collect_meta(args: argparse.Namespace, backends: list[str], scenarios: list[
         "versions": versions,
         "git": git_state(),
         "code_digest": code_digest(),
+        "base": (None if args.base is None
+                 else {"dir": str(args.base), "git": git_state(args.base)}),
         "backends": backends,
         "scenarios": scenarios,
     }
@@ -1283,7 +1360,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         "saved latest.json")
     parser.add_argument("--keep-run-dirs", action="store_true",
                         help="keep each cell's run dir (configs, logs) for debugging")
+    parser.add_argument("--base", type=Path, metavar="DIR",
+                        help="another checkout of wsgiwire (e.g. a release point): adds "
+                        f"{', '.join(BASE_PREFIX + n for n in BASE_OF)}, the same backends "
+                        "running DIR's wsgiwire in the same rounds, and the ratios to them")
     args = parser.parse_args(argv)
+    if args.base is not None and not args.render:
+        args.base = args.base.resolve()
+        try:
+            add_base_backends(args.base)
+        except BenchError as exc:
+            parser.error(str(exc))
     if args.duration < 1 or args.warmup < 0:
         parser.error("--duration must be >= 1 and --warmup >= 0")
     for option, known in (("only", BACKENDS), ("scenarios", SCENARIOS)):
@@ -1300,6 +1387,8 @@ def rerender(saved: Path, out: Path) -> int:
     from bench import codec
 
     payload = json.loads(saved.read_text())
+    if payload["meta"].get("base"):
+        add_base_backends(Path(payload["meta"]["base"]["dir"]), probe=False)
     names = {f.name for f in dataclasses.fields(CellResult)}
     results = [CellResult(**{k: v for k, v in r.items() if k in names})
                for r in payload["results"]]
@@ -1389,6 +1478,8 @@ def median_round(cell_rounds: list[CellResult]) -> CellResult:
     chosen = ordered[(len(ordered) - 1) // 2]
     if len(ordered) > 1:
         chosen.round_req_per_s = [round(r.req_per_s or 0.0) for r in cell_rounds]
+        chosen.round_backend_cpu_us = [round(r.backend_cpu_us_per_req or 0.0, 1)
+                                       for r in cell_rounds]
     return chosen
 
 
