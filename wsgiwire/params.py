@@ -9,12 +9,14 @@ __all__ = ["parse_content_length"]
 _DIGITS = frozenset(b"0123456789")
 
 
-def parse_content_length(raw: bytes | str | None) -> int | None:
+def parse_content_length(raw: bytes | str | None, request_id: int | None = None) -> int | None:
     """CONTENT_LENGTH as an int, or ``None`` when no length was declared.
 
     Missing or empty means "no declared length". Anything but plain ASCII
     digits is a 400: Python's ``int()`` would accept ``+1_0``, spaces and
     non-ASCII digits, which no web server sends and a smuggler might.
+    ``request_id`` goes into the ``BadRequest`` (a codec knows it; the core
+    does not).
     """
     if raw is None:
         return None
@@ -30,5 +32,5 @@ def parse_content_length(raw: bytes | str | None) -> int | None:
         return None
     if len(data) > 19 or not _DIGITS.issuperset(data):
         shown = data[:40].decode("latin-1").encode("unicode_escape").decode("ascii")
-        raise BadRequest(f"malformed CONTENT_LENGTH {shown!r}")
+        raise BadRequest(f"malformed CONTENT_LENGTH {shown!r}", request_id=request_id)
     return int(data)

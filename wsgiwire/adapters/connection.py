@@ -229,12 +229,13 @@ class Connection:
                 # An error from the codec names its request itself (or none:
                 # the connection's fault); one from handling an event is that
                 # event's request's.
-                if exc.request_id is None and event is not None:
-                    exc.request_id = getattr(event, "request_id", None)
-                if isinstance(exc, SpoolError):
-                    self.request_failed(exc.request_id, exc.status_hint, exc.msg)
+                request_id = exc.request_id
+                if request_id is None and event is not None:
+                    request_id = getattr(event, "request_id", None)
+                if not exc.peer_fault:
+                    self.request_failed(request_id, exc.status_hint, exc.msg, exc=exc)
                 else:
-                    self.protocol_error(exc)
+                    self.protocol_error(exc, request_id)
                 return
             except ClientDisconnected:
                 raise
@@ -291,23 +292,14 @@ class Connection:
                 environ.setdefault(key, value)
         if event.role is not Role.RESPONDER:
             environ["FCGI_ROLE"] = event.role.name
-        request_id = event.request_id
-        try:
-            body = BodyBuffer(declared, config.limits)
-        except ProtocolError as exc:
-            exc.request_id = request_id
-            raise
-        self.requests[request_id] = Request(event, environ, body)
+        body = BodyBuffer(declared, config.limits)  # errors: the event's request's (pump)
+        self.requests[event.request_id] = Request(event, environ, body)
         self.head_since = 0.0
 
     # -- running the app ------------------------------------------------
     def ready(self, request: Request) -> None:
         environ = request.environ
-        try:
-            stream = request.body.finish()
-        except ProtocolError as exc:
-            exc.request_id = request.id
-            raise
+        stream = request.body.finish()  # errors: the event's request's (pump)
         attach_input(environ, stream, terminated=request.body.declared is None)
         if request.data is not None:
             environ["wsgiwire.fcgi_data"] = request.data.finish()
@@ -383,17 +375,35 @@ class Connection:
 
     # -- errors ---------------------------------------------------------
     def request_failed(
-        self, request_id: int | None, status: int, why: str, *, logged: bool = False
+        self,
+        request_id: int | None,
+        status: int,
+        why: str,
+        *,
+        logged: bool = False,
+        exc: ProtocolError | None = None,
     ) -> None:
-        """Setting up a request failed on our side (spool full, a bug): answer it, close."""
+        """Setting up a request failed on our side (spool full, a bug): answer it, close.
+
+        ``exc``: our own error (not the peer's fault), logged with its traceback
+        unless it is a known shortage (``SpoolError``: a full disk is no bug).
+        """
         request = self.requests.get(request_id) if request_id is not None else None
         if not logged:
             label = request_label(request.environ) if request is not None else "a request"
-            log.error("%s from %s: %s; answered %d", label, peer_text(self.peer), why, status)
+            trace = exc if exc is not None and not isinstance(exc, SpoolError) else None
+            log.error("%s from %s: %s; answered %d", label, peer_text(self.peer), why, status,
+                      exc_info=trace)
         self.protocol_error(ProtocolError(why, status_hint=status, request_id=request_id),
-                            logged=True)
+                            request_id, logged=True)
 
-    def protocol_error(self, exc: ProtocolError, *, logged: bool = False) -> None:
+    def protocol_error(
+        self, exc: ProtocolError, request_id: int | None = None, *, logged: bool = False
+    ) -> None:
+        """The peer broke the protocol (``exc``; ``request_id`` when the error does not
+        name its request): log it as the peer's fault, answer what can be, close."""
+        if request_id is None:
+            request_id = exc.request_id
         if not logged:
             self.loop.note_malformed(exc)
             shown = self.last_bytes.decode("latin-1").encode("unicode_escape").decode("ascii")
@@ -405,7 +415,6 @@ class Connection:
                 shown,
                 "..." if len(self.last_bytes) >= _SHOWN_BYTES else "",
             )
-        request_id = exc.request_id
         out: list[OutItem] = []
         if request_id is not None and not self.closed:
             try:

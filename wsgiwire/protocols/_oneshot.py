@@ -171,11 +171,7 @@ class OneShotConnection:
         """
         error = self._error
         if error is not None:
-            raise RemoteProtocolError(
-                f"connection is in ERROR state after: {error.msg}",
-                status_hint=error.status_hint,
-                request_id=0,
-            )
+            raise error.again()
         events = self._events
         if events:
             return events.pop(0)
@@ -189,20 +185,22 @@ class OneShotConnection:
                         return ConnectionClosed()
                     raise RemoteProtocolError(
                         f"connection closed in the middle of the {self.protocol_name} "
-                        f"request head ({self._head_progress()})"
+                        f"request head ({self._head_progress()})",
+                        request_id=0,
                     )
                 return NEED_DATA
             if self._eof:
                 if state == _BODY:
                     raise RemoteProtocolError(
                         f"connection closed after {self._body_received} of "
-                        f"{self._declared} body bytes"
+                        f"{self._declared} body bytes",
+                        request_id=0,
                     )
                 return ConnectionClosed()
             return NEED_DATA
         except RemoteProtocolError as exc:
-            # Every error here belongs to the one request of the connection.
-            exc.request_id = 0
+            # Every error here belongs to the one request of the connection
+            # (request_id 0, set where it was raised).
             self._error = exc.detached()
             raise
 

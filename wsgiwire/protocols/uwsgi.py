@@ -209,7 +209,10 @@ def _decode_vars(
         raise _diagnose(bytes(block))
     names = list(map(_first, pairs))
     if "" in names:
-        raise RemoteProtocolError(f"uwsgi variable number {names.index('') + 1} has an empty key")
+        raise RemoteProtocolError(
+            f"uwsgi variable number {names.index('') + 1} has an empty key",
+            request_id=0,
+        )
     check_pair_limits(pairs, names, limits, end)
 
     content_length: int | None = None
@@ -222,9 +225,10 @@ def _decode_vars(
                 if name == _CONTENT_LENGTH and other != raw:
                     raise RemoteProtocolError(
                         "uwsgi CONTENT_LENGTH is repeated with different values "
-                        f"({raw[:20]!r}, {other[:20]!r})"
+                        f"({raw[:20]!r}, {other[:20]!r})",
+                        request_id=0,
                     )
-        content_length = parse_content_length(raw)
+        content_length = parse_content_length(raw, 0)
 
     if _MAGIC_PREFIX_BYTES not in block:
         # The common case: no magic variable can be present (checked in C).
@@ -252,7 +256,9 @@ def _diagnose(block: bytes) -> RemoteProtocolError:
     while pos < end:
         if pos + 2 > end:
             return RemoteProtocolError(
-                f"uwsgi vars block ends with {end - pos} stray byte(s) where a key length should be"
+                f"uwsgi vars block ends with {end - pos} stray byte(s) where a key length "
+                "should be",
+                request_id=0,
             )
         key_start = pos + 2
         key_end = key_start + block[pos] + (block[pos + 1] << 8)
@@ -260,13 +266,15 @@ def _diagnose(block: bytes) -> RemoteProtocolError:
         if key_end + 2 > end:
             return RemoteProtocolError(
                 f"uwsgi variable number {number} (key {key!r}) runs past the end of the vars "
-                "block or has no value length"
+                "block or has no value length",
+                request_id=0,
             )
         value_end = key_end + 2 + block[key_end] + (block[key_end + 1] << 8)
         if value_end > end:
             return RemoteProtocolError(
                 f"value of uwsgi key {key!r} runs {value_end - end} byte(s) past the end of "
-                "the vars block"
+                "the vars block",
+                request_id=0,
             )
         pos = value_end
         number += 1

@@ -206,10 +206,7 @@ class FastCGIConnection:
         the fault belongs to a request.
         """
         if self._error is not None:
-            raise RemoteProtocolError(
-                f"connection is in ERROR state after: {self._error.msg}",
-                request_id=self._error.request_id,
-            )
+            raise self._error.again()
         events = self._events
         if events:
             return events.popleft()
