@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Collection
+from typing import Final
 
 from ...errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from ...events import (
@@ -33,7 +34,9 @@ from ...events import (
 )
 from ...limits import DEFAULT_LIMITS, Limits
 from ._state import (
+    ACTIVE_STATES,
     RECORD_KINDS,
+    STARTED_STATES,
     TRANSITIONS,
     Action,
     Input,
@@ -71,7 +74,32 @@ from ._wire import (
 
 __all__ = ["FastCGIConnection"]
 
-_PROTOCOL_STATUSES = frozenset(
+# Enum members as module constants: ``x is _BODY`` is a global lookup, where
+# ``x is Action.BODY`` also looks the member up in its class (several times a record).
+_STREAM: Final = RecordKind.STREAM
+_BEGIN_RECORD: Final = RecordKind.BEGIN
+_ABORT_RECORD: Final = RecordKind.ABORT
+_GET_VALUES: Final = RecordKind.GET_VALUES
+_OUTBOUND: Final = RecordKind.OUTBOUND
+_UNKNOWN: Final = RecordKind.UNKNOWN
+_NEW: Final = State.NEW
+_IGNORED: Final = State.IGNORED
+_DO_BEGIN: Final = Action.BEGIN
+_DO_REJECT_ROLE: Final = Action.REJECT_ROLE
+_DO_PARAMS: Final = Action.PARAMS
+_DO_START: Final = Action.START
+_DO_START_AUTH: Final = Action.START_AUTH
+_DO_BODY: Final = Action.BODY
+_DO_BODY_END: Final = Action.BODY_END
+_DO_FDATA: Final = Action.FDATA
+_DO_FDATA_END: Final = Action.FDATA_END
+_DO_ABORT: Final = Action.ABORT
+_DO_ABORT_EARLY: Final = Action.ABORT_EARLY
+_DO_IGNORE: Final = Action.IGNORE
+_IN_ABORT: Final = Input.ABORT
+
+_ROLES: Final = {int(role): role for role in Role}
+_PROTOCOL_STATUSES: Final = frozenset(
     (FCGI_REQUEST_COMPLETE, FCGI_CANT_MPX_CONN, FCGI_OVERLOADED, FCGI_UNKNOWN_ROLE)
 )
 
@@ -230,17 +258,17 @@ class FastCGIConnection:
         if self._reader:
             raise RemoteProtocolError("connection closed mid-record")
         if self._active:
-            request_id = next(rid for rid, req in self._ids.items() if req.state.active)
+            request_id = next(rid for rid, req in self._ids.items() if req.state in ACTIVE_STATES)
             raise RemoteProtocolError("connection closed mid-request", request_id=request_id)
         return ConnectionClosed()
 
     def _handle(self, rtype: int, request_id: int, content: bytes) -> None:
         """Apply one record: classify it, look the transition up, run its action."""
-        kind = RECORD_KINDS.get(rtype, RecordKind.UNKNOWN)
+        kind = RECORD_KINDS.get(rtype, _UNKNOWN)
         role = flags = 0
-        if kind is RecordKind.STREAM:
+        if kind is _STREAM:
             inp = stream_input(rtype, not content)
-        elif kind is RecordKind.BEGIN:
+        elif kind is _BEGIN_RECORD:
             if len(content) != BEGIN_BODY.size:
                 raise RemoteProtocolError(
                     f"FCGI_BEGIN_REQUEST content is {len(content)} bytes, not 8",
@@ -248,9 +276,9 @@ class FastCGIConnection:
                 )
             role, flags = BEGIN_BODY.unpack(content)
             inp = begin_input(role, self._roles)
-        elif kind is RecordKind.ABORT:
-            inp = Input.ABORT
-        elif kind is RecordKind.GET_VALUES:
+        elif kind is _ABORT_RECORD:
+            inp = _IN_ABORT
+        elif kind is _GET_VALUES:
             if request_id:
                 raise RemoteProtocolError(
                     f"FCGI_GET_VALUES is a management record but has request id {request_id}",
@@ -258,7 +286,7 @@ class FastCGIConnection:
                 )
             self._get_values(content)
             return
-        elif kind is RecordKind.OUTBOUND:
+        elif kind is _OUTBOUND:
             raise RemoteProtocolError(
                 f"{type_name(rtype)} records go from the application to the web server",
                 request_id=request_id or None,
@@ -275,24 +303,20 @@ class FastCGIConnection:
             )
 
         req = self._ids.get(request_id)
-        state = State.NEW if req is None else req.state
+        state = _NEW if req is None else req.state
         transition = TRANSITIONS.get((state, inp))
         if transition is None:
             raise RemoteProtocolError(
                 describe_unexpected(state, inp, request_id), request_id=request_id
             )
         action, next_state = transition
-        if req is None or action is Action.BEGIN or action is Action.REJECT_ROLE:
+        # The actions, the most frequent first.
+        if req is None or action is _DO_BEGIN or action is _DO_REJECT_ROLE:
             self._begin(request_id, action, next_state, role, bool(flags & FCGI_KEEP_CONN))
             return
-        if action is Action.PARAMS:
+        if action is _DO_PARAMS:
             self._params(req, content, request_id)
-        elif action is Action.BODY:
-            req.body_bytes = self._within_body_limit(req.body_bytes + len(content), request_id)
-            self._events.append(BodyData(request_id, content))
-        elif action is Action.IGNORE:
-            pass
-        elif action is Action.START or action is Action.START_AUTH:
+        elif action is _DO_START or action is _DO_START_AUTH:
             if req.pending is not None:
                 raise RemoteProtocolError(
                     "FCGI_PARAMS stream ended in the middle of a name-value pair",
@@ -301,18 +325,23 @@ class FastCGIConnection:
             params = req.params
             req.params = []
             self._events.append(RequestStarted(request_id, params, req.keep_conn, req.role))
-            if action is Action.START_AUTH:
+            if action is _DO_START_AUTH:
                 self._events.append(BodyEnd(request_id))
-        elif action is Action.BODY_END:
+        elif action is _DO_BODY_END:
             self._events.append(BodyEnd(request_id))
-        elif action is Action.FDATA:
+        elif action is _DO_BODY:
+            req.body_bytes = self._within_body_limit(req.body_bytes + len(content), request_id)
+            self._events.append(BodyData(request_id, content))
+        elif action is _DO_IGNORE:
+            pass
+        elif action is _DO_FDATA:
             req.data_bytes = self._within_body_limit(req.data_bytes + len(content), request_id)
             self._events.append(FilterData(request_id, content))
-        elif action is Action.FDATA_END:
+        elif action is _DO_FDATA_END:
             self._events.append(FilterDataEnd(request_id))
-        elif action is Action.ABORT:
+        elif action is _DO_ABORT:
             self._events.append(RequestAborted(request_id))
-        elif action is Action.ABORT_EARLY:
+        elif action is _DO_ABORT_EARLY:
             self._outbox.append(end_request_record(request_id, 0, FCGI_REQUEST_COMPLETE))
             self._finish(req)
             return
@@ -332,19 +361,19 @@ class FastCGIConnection:
         self, request_id: int, action: Action, first_state: State, role: int, keep_conn: bool
     ) -> None:
         """Admit a new request, unless its role is refused or the connection is at its cap."""
-        if action is Action.REJECT_ROLE:
+        if action is _DO_REJECT_ROLE:
             self._refuse(request_id, keep_conn, FCGI_UNKNOWN_ROLE)
         elif self._active >= self._max_active:
             status = FCGI_OVERLOADED if self._multiplex else FCGI_CANT_MPX_CONN
             self._refuse(request_id, keep_conn, status)
         else:
-            self._ids[request_id] = _Request(first_state, Role(role), keep_conn)
+            self._ids[request_id] = _Request(first_state, _ROLES[role], keep_conn)
             self._active += 1
 
     def _refuse(self, request_id: int, keep_conn: bool, protocol_status: int) -> None:
         """Reject a new request from the codec itself: END_REQUEST, then ignore the id."""
         self._outbox.append(end_request_record(request_id, 0, protocol_status))
-        self._ids[request_id] = _Request(State.IGNORED, Role.RESPONDER, keep_conn)
+        self._ids[request_id] = _Request(_IGNORED, Role.RESPONDER, keep_conn)
         if not keep_conn:
             self._close = True
 
@@ -463,11 +492,11 @@ class FastCGIConnection:
     def _sending(self, request_id: int) -> _Request:
         """The request a response event is for; raises unless it may send now."""
         req = self._ids.get(request_id)
-        if req is None or not req.state.active:
+        if req is None or req.state not in ACTIVE_STATES:
             raise LocalProtocolError(
                 f"request {request_id} is not active (never begun, or already ended)"
             )
-        if not req.state.started and self._error is None:
+        if req.state not in STARTED_STATES and self._error is None:
             raise LocalProtocolError(
                 f"request {request_id} has not started: its FCGI_PARAMS are not complete"
             )
@@ -480,7 +509,7 @@ class FastCGIConnection:
         that has not sent output can be rejected; the id becomes inactive.
         """
         req = self._ids.get(request_id)
-        if req is None or not req.state.active:
+        if req is None or req.state not in ACTIVE_STATES:
             raise LocalProtocolError(
                 f"request {request_id} is not active (never begun, or already ended)"
             )
@@ -495,7 +524,7 @@ class FastCGIConnection:
 
     def _finish(self, req: _Request) -> None:
         """The id's END_REQUEST is out: it is inactive until begun again."""
-        req.state = State.IGNORED
+        req.state = _IGNORED
         req.params = []
         req.pending = None
         self._active -= 1

@@ -44,7 +44,9 @@ __all__ = [
     "Input",
     "RecordKind",
     "State",
+    "ACTIVE_STATES",
     "RECORD_KINDS",
+    "STARTED_STATES",
     "TRANSITIONS",
     "begin_input",
     "stream_input",
@@ -94,16 +96,6 @@ class State(IntEnum):
     F_DATA = 8  # FILTER reading FCGI_DATA
     DONE = 9  # all input read; the response is being written
     ABORTED = 10  # RequestAborted emitted; waiting for ResponseEnd
-
-    @property
-    def active(self) -> bool:
-        """Begun and not ended: the application owes this id an END_REQUEST."""
-        return self is not State.NEW and self is not State.IGNORED
-
-    @property
-    def started(self) -> bool:
-        """``RequestStarted`` was emitted (its FCGI_PARAMS are complete)."""
-        return self.active and self not in _PARAMS_STATES
 
 
 _STATE_TEXT: Final = {
@@ -202,6 +194,10 @@ class Action(IntEnum):
 
 
 _PARAMS_STATES: Final = frozenset((State.R_PARAMS, State.A_PARAMS, State.F_PARAMS))
+# Begun and not ended: the application owes these ids an END_REQUEST.
+ACTIVE_STATES: Final = frozenset(State) - {State.NEW, State.IGNORED}
+# RequestStarted was emitted (FCGI_PARAMS complete): a response may be sent.
+STARTED_STATES: Final = ACTIVE_STATES - _PARAMS_STATES
 _STARTED_STATES: Final = (State.R_STDIN, State.F_STDIN, State.A_STDIN, State.F_DATA, State.DONE)
 _REQUEST_INPUTS: Final = (
     Input.ABORT,
