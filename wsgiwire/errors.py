@@ -19,7 +19,12 @@ the application driving it). ``peer_fault`` tells them apart.
 
 from __future__ import annotations
 
-from typing import ClassVar, TypeVar
+# typing is not imported at run time: a CGI request loads this module.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import ClassVar, TypeVar
+
+    _E = TypeVar("_E", bound="ProtocolError")
 
 __all__ = [
     "WsgiwireError",
@@ -36,9 +41,6 @@ __all__ = [
 
 class WsgiwireError(Exception):
     """Base class of every error raised by wsgiwire itself."""
-
-
-_E = TypeVar("_E", bound="ProtocolError")
 
 
 class ProtocolError(WsgiwireError):
