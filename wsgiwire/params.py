@@ -1,10 +1,11 @@
-"""Pure helpers on CGI parameters shared by the codecs and the core translator."""
+"""Pure helpers on CGI parameters shared by the codecs and the core translator,
+and how a protocol's response head looks (``HeadStyle``: a codec's fact, the core's format)."""
 
 from __future__ import annotations
 
 from .errors import BadRequest
 
-__all__ = ["parse_content_length"]
+__all__ = ["HeadStyle", "parse_content_length"]
 
 _DIGITS = frozenset(b"0123456789")
 
@@ -34,3 +35,24 @@ def parse_content_length(raw: bytes | str | None, request_id: int | None = None)
         shown = data[:40].decode("latin-1").encode("unicode_escape").decode("ascii")
         raise BadRequest(f"malformed CONTENT_LENGTH {shown!r}", request_id=request_id)
     return int(data)
+
+
+class HeadStyle:
+    """How the head goes out: ``HeadStyle.CGI`` (a ``Status: 200 OK`` header: CGI,
+    FastCGI, SCGI) or ``HeadStyle.HTTP`` (an ``HTTP/1.1 200 OK`` status line: uwsgi).
+    Two instances, compared by identity (a plain class: ``enum`` costs a CGI start-up)."""
+
+    __slots__ = ("value",)
+
+    CGI: HeadStyle
+    HTTP: HeadStyle
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"HeadStyle.{self.value.upper()}"
+
+
+HeadStyle.CGI = HeadStyle("cgi")
+HeadStyle.HTTP = HeadStyle("http")

@@ -47,10 +47,12 @@ from ..events import (
     NeedData,
     RequestAborted,
     RequestStarted,
+    ResponseData,
+    ResponseEnd,
     ResponseErrorData,
     Role,
 )
-from .base import Buffer, Loop, status_reply
+from .base import Buffer, Loop, refusal, status_reply
 from .listeners import close_quietly
 from .poller import READ, WRITE
 from .runner import DATA, END, ERRORS, FILE, FileSegment, Request, Run
@@ -175,9 +177,9 @@ class Connection:
         finished = False
         for kind, payload in run.take_items():
             if kind == DATA:
-                out.extend(codec.send_data(request_id, payload))
+                out.extend(codec.send(ResponseData(request_id, payload)))
             elif kind == ERRORS:
-                out.extend(codec.send_chunks(ResponseErrorData(request_id, payload)))
+                out.extend(codec.send(ResponseErrorData(request_id, payload)))
             elif kind == FILE:
                 out.append(payload)
             elif kind == END:
@@ -257,7 +259,7 @@ class Connection:
             # Input may still be on its way: the rest of a request the codec
             # refused (housekeeping replies), or bytes past a body (nginx with
             # request buffering off). Drain it rather than reset the peer.
-            self.close_soon(linger=bool(housekeeping) or getattr(codec, "discarded_bytes", 0) > 0)
+            self.close_soon(linger=bool(housekeeping) or codec.discarded_bytes > 0)
 
     def dispatch(self, event: Event | NeedData) -> None:
         """Handle an event other than RequestStarted and BodyEnd (``pump`` takes those)."""
@@ -277,7 +279,7 @@ class Connection:
             if aborted is not None:
                 aborted.body.discard()
                 log.info("request aborted by the web server: %s", request_label(aborted.environ))
-            self.send(self.codec.send_end(request_id, 1))
+            self.send(self.codec.send(ResponseEnd(request_id, 1)))
         elif kind is ConnectionClosed:
             self.close()
 
@@ -314,7 +316,7 @@ class Connection:
             self.requests.pop(request.id, None)
             stream.close()
             log.warning("overloaded: refused %s", request_label(environ))
-            self.send(loop.config.driver.overload_reply(self.codec, request.id))
+            self.send(refusal(self.codec, request.id))
             return
         self.run = run
 
@@ -354,7 +356,7 @@ class Connection:
             return
         ok = run.ok
         codec = self.codec
-        out.extend(codec.send_end(request.id, 0 if ok else 1))
+        out.extend(codec.send(ResponseEnd(request.id, 0 if ok else 1)))
         # A request without keep-alive was the connection's last: no more are read.
         self.last_done = codec.should_close
         if self.loop.stopping and not self.requests and codec.idle:
@@ -365,7 +367,7 @@ class Connection:
             # the close. The close follows in close_soon() below.
             _cork(self.sock)
         self.send(out)
-        if not ok and self.loop.config.driver.head_style is not HeadStyle.CGI:
+        if not ok and codec.head_style is not HeadStyle.CGI:
             # uwsgi/SCGI have no way to say "cut" but closing the connection.
             self.close_soon()
         elif self.loop.stopping and not self.requests and codec.idle:
@@ -418,9 +420,7 @@ class Connection:
         out: list[OutItem] = []
         if request_id is not None and not self.closed:
             try:
-                out.extend(status_reply(
-                    self.codec, request_id, exc.status_hint, self.loop.config.driver.head_style
-                ))
+                out.extend(status_reply(self.codec, request_id, exc.status_hint))
             except ProtocolError:
                 pass
         request = self.requests.pop(request_id or 0, None)

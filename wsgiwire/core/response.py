@@ -24,6 +24,7 @@ that the front-end supplies; it frames the bytes for its protocol.
 from __future__ import annotations
 
 from ..errors import ResponseHeaderError, StartResponseError
+from ..params import HeadStyle
 from .lazylog import lazy_logger
 
 # typing and collections.abc cost a CGI start-up about 9 ms: annotations only.
@@ -90,25 +91,6 @@ def request_label(environ: dict[str, Any]) -> str:
     return f"{label}?{query}" if query else label
 
 
-class HeadStyle:
-    """How the head goes out: ``HeadStyle.CGI`` (a ``Status: 200 OK`` header: CGI,
-    FastCGI, SCGI) or ``HeadStyle.HTTP`` (an ``HTTP/1.1 200 OK`` status line: uwsgi).
-    Two instances, compared by identity (a plain class: ``enum`` costs a CGI start-up)."""
-
-    __slots__ = ("value",)
-
-    CGI: HeadStyle
-    HTTP: HeadStyle
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def __repr__(self) -> str:
-        return f"HeadStyle.{self.value.upper()}"
-
-
-HeadStyle.CGI = HeadStyle("cgi")
-HeadStyle.HTTP = HeadStyle("http")
 
 
 # Statuses and header names already found valid, kept so the checks run once

@@ -70,12 +70,12 @@ from __future__ import annotations
 
 import struct
 from operator import itemgetter
-from typing import Final
+from typing import ClassVar, Final
 
 from ..errors import LimitExceeded, RemoteProtocolError
 from ..events import Params
 from ..limits import DEFAULT_LIMITS, Limits
-from ..params import parse_content_length
+from ..params import HeadStyle, parse_content_length
 from ._oneshot import OneShotConnection, check_pair_limits
 
 __all__ = [
@@ -123,6 +123,7 @@ class UWSGIConnection(OneShotConnection):
     __slots__ = ("_datasize", "_modifier1", "_trust_scheme")
 
     protocol_name = "uwsgi"
+    head_style: ClassVar[HeadStyle] = HeadStyle.HTTP  # an "HTTP/1.1 200 OK" status line
 
     def __init__(
         self, limits: Limits = DEFAULT_LIMITS, *, trust_uwsgi_scheme: bool = False

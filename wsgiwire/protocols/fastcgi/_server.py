@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Collection
-from typing import Final
+from typing import ClassVar, Final
 
 from ...errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from ...events import (
@@ -25,6 +25,7 @@ from ...events import (
     NeedData,
     OutEvent,
     RequestAborted,
+    RequestRefused,
     RequestStarted,
     ResponseData,
     ResponseEnd,
@@ -33,6 +34,7 @@ from ...events import (
     raw_pairs,
 )
 from ...limits import DEFAULT_LIMITS, Limits
+from ...params import HeadStyle
 from ._state import (
     ACTIVE_STATES,
     RECORD_KINDS,
@@ -143,8 +145,8 @@ class FastCGIConnection:
     Feed it what the socket gives with :meth:`receive_data` (``b""`` for EOF),
     then call :meth:`next_event` until it returns ``NEED_DATA``. Write what
     :meth:`data_to_send` returns after each round: the codec's own replies to
-    management records and to requests it refused. Turn the response into
-    bytes with :meth:`send` (or :meth:`send_chunks` for ``sendmsg``).
+    management records and to requests it refused. Turn the response (and a
+    refusal) into buffers with :meth:`send`.
 
     Any ``RemoteProtocolError`` (including ``LimitExceeded``) from
     :meth:`next_event` puts the connection in an ERROR state: every later
@@ -157,6 +159,11 @@ class FastCGIConnection:
     and ``max_reqs`` are reported through FCGI_GET_VALUES (defaults:
     ``limits.max_connections`` and ``limits.max_requests_per_connection``).
     """
+
+    # Protocol facts the runtime reads (the same for every connection).
+    head_style: ClassVar[HeadStyle] = HeadStyle.CGI  # a "Status:" header, CGI style
+    one_request_per_connection: ClassVar[bool] = False  # FCGI_KEEP_CONN decides
+    raw_body: ClassVar[bool] = False  # the body travels in FCGI_STDOUT records: no sendfile
 
     __slots__ = (
         "_active",
@@ -436,58 +443,50 @@ class FastCGIConnection:
 
     # --- Outbound --------------------------------------------------------------
 
-    def send(self, event: OutEvent) -> bytes:
-        """The records for one response event, as one ``bytes``.
+    def send(self, event: OutEvent) -> list[bytes | memoryview]:
+        """The records for one outbound event, as buffers for ``socket.sendmsg``.
 
         * ``ResponseData``: FCGI_STDOUT records of at most 65535 content bytes
-          (nothing at all for empty data: an empty record would end the stream);
+          (nothing at all for empty data: an empty record would end the
+          stream); the payload is not copied, records carry ``memoryview``
+          slices of it;
         * ``ResponseErrorData``: FCGI_STDERR records, likewise;
         * ``ResponseEnd``: the empty FCGI_STDOUT record ending stdout, the empty
           FCGI_STDERR record if stderr was used, and FCGI_END_REQUEST with
           ``app_status`` and FCGI_REQUEST_COMPLETE. The request id becomes
-          inactive.
+          inactive;
+        * ``RequestRefused``: FCGI_END_REQUEST with its ``fcgi_protocol_status``
+          (FCGI_OVERLOADED) and no output; only for a request that has sent
+          none. The id becomes inactive.
 
         Raises ``LocalProtocolError`` for a request that is not active, or not
         started yet (its FCGI_PARAMS are not complete) while the connection is
         healthy.
         """
-        return b"".join(self.send_chunks(event))
-
-    def send_chunks(self, event: OutEvent) -> list[bytes | memoryview]:
-        """Like :meth:`send`, as a list of buffers for ``socket.sendmsg``.
-
-        The payload of ``ResponseData`` is not copied: records carry
-        ``memoryview`` slices of it.
-        """
         if isinstance(event, ResponseData):
-            return self.send_data(event.request_id, event.data)
+            req = self._sending(event.request_id)
+            chunks = stream_chunks(FCGI_STDOUT, event.request_id, event.data)
+            if chunks:
+                req.output = True
+            return chunks
         if isinstance(event, ResponseEnd):
-            return self.send_end(event.request_id, event.app_status)
+            request_id = event.request_id
+            app_status = event.app_status
+            req = self._sending(request_id)
+            if not -0x80000000 <= app_status <= 0xFFFFFFFF:
+                raise LocalProtocolError(f"app_status {app_status} does not fit in 32 bits")
+            self._finish(req)
+            return [response_end_records(request_id, app_status & 0xFFFFFFFF, req.stderr)]
         if isinstance(event, ResponseErrorData):
             req = self._sending(event.request_id)
             chunks = stream_chunks(FCGI_STDERR, event.request_id, event.data)
             if chunks:
                 req.output = req.stderr = True
             return chunks
+        if isinstance(event, RequestRefused):
+            status = event.fcgi_protocol_status
+            return [self._refused(event.request_id, FCGI_OVERLOADED if status is None else status)]
         raise LocalProtocolError(f"cannot send {event!r} over FastCGI")
-
-    def send_data(
-        self, request_id: int, data: bytes | bytearray | memoryview
-    ) -> list[bytes | memoryview]:
-        """``send_chunks(ResponseData(request_id, data))``, without making the event."""
-        req = self._sending(request_id)
-        chunks = stream_chunks(FCGI_STDOUT, request_id, data)
-        if chunks:
-            req.output = True
-        return chunks
-
-    def send_end(self, request_id: int, app_status: int = 0) -> list[bytes | memoryview]:
-        """``send_chunks(ResponseEnd(request_id, app_status))``, without making the event."""
-        req = self._sending(request_id)
-        if not -0x80000000 <= app_status <= 0xFFFFFFFF:
-            raise LocalProtocolError(f"app_status {app_status} does not fit in 32 bits")
-        self._finish(req)
-        return [response_end_records(request_id, app_status & 0xFFFFFFFF, req.stderr)]
 
     def _sending(self, request_id: int) -> _Request:
         """The request a response event is for; raises unless it may send now."""
@@ -502,12 +501,8 @@ class FastCGIConnection:
             )
         return req
 
-    def reject(self, request_id: int, protocol_status: int) -> bytes:
-        """END_REQUEST refusing an active request the server will not run.
-
-        Typically ``FCGI_OVERLOADED`` when no worker is free. Only a request
-        that has not sent output can be rejected; the id becomes inactive.
-        """
+    def _refused(self, request_id: int, protocol_status: int) -> bytes:
+        """END_REQUEST refusing an active request the server will not run."""
         req = self._ids.get(request_id)
         if req is None or req.state not in ACTIVE_STATES:
             raise LocalProtocolError(
@@ -562,3 +557,8 @@ class FastCGIConnection:
     def active_requests(self) -> int:
         """Requests begun and not yet ended (or rejected) on this connection."""
         return self._active
+
+    @property
+    def discarded_bytes(self) -> int:
+        """Always 0: records say where everything ends, nothing is received past it."""
+        return 0
