@@ -21,44 +21,7 @@ from typing import Final
 
 from ...errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 
-__all__ = [
-    "FCGI_VERSION_1",
-    "FCGI_HEADER_LEN",
-    "FCGI_NULL_REQUEST_ID",
-    "FCGI_BEGIN_REQUEST",
-    "FCGI_ABORT_REQUEST",
-    "FCGI_END_REQUEST",
-    "FCGI_PARAMS",
-    "FCGI_STDIN",
-    "FCGI_STDOUT",
-    "FCGI_STDERR",
-    "FCGI_DATA",
-    "FCGI_GET_VALUES",
-    "FCGI_GET_VALUES_RESULT",
-    "FCGI_UNKNOWN_TYPE",
-    "FCGI_KEEP_CONN",
-    "FCGI_REQUEST_COMPLETE",
-    "FCGI_CANT_MPX_CONN",
-    "FCGI_OVERLOADED",
-    "FCGI_UNKNOWN_ROLE",
-    "FCGI_MAX_CONNS",
-    "FCGI_MAX_REQS",
-    "FCGI_MPXS_CONNS",
-    "MAX_RECORD_CONTENT",
-    "MAX_PAIR_LENGTH",
-    "TYPE_NAMES",
-    "HEADER",
-    "BEGIN_BODY",
-    "END_BODY",
-    "UNKNOWN_TYPE_BODY",
-    "RecordReader",
-    "record",
-    "end_request_record",
-    "response_end_records",
-    "stream_chunks",
-    "encode_pairs",
-    "decode_pairs",
-]
+# A private module: the package (``__init__.py``) says what is public.
 
 # --- Constants of the specification (section 8) ------------------------------
 
