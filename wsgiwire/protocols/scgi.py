@@ -71,6 +71,7 @@ CONTENT_LENGTH, EOF, the ERROR state, pass-through output) lives in
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 from ..errors import LimitExceeded, RemoteProtocolError
@@ -81,7 +82,7 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ..params import parse_content_length
 from ._oneshot import OneShotConnection, check_pair_limits, shown
 
-__all__ = ["SCGIConnection"]
+__all__ = ["SCGIConnection", "encode_request"]
 
 _COLON: Final = 0x3A
 _COMMA: Final = 0x2C
@@ -234,3 +235,14 @@ def _decode_headers(block: bytes | bytearray, limits: Limits) -> tuple[Params, i
     if version != "1":
         raise RemoteProtocolError(f"SCGI header must be '1', not {shown(version)!r}", request_id=0)
     return params, content_length
+
+
+# --- The web server's side ------------------------------------------------------
+
+
+def encode_request(params: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """An SCGI request head, as a web server sends it: the netstring of
+    NUL-terminated names and values (``params`` must start with CONTENT_LENGTH
+    and hold ``SCGI`` = ``1``; not checked, so that tests can send anything)."""
+    block = b"".join(name + b"\0" + value + b"\0" for name, value in params)
+    return str(len(block)).encode("ascii") + b":" + block + b","

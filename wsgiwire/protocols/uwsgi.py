@@ -69,10 +69,11 @@ Where the documentation is silent or loose, this codec decides as follows:
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from operator import itemgetter
 from typing import ClassVar, Final
 
-from ..errors import LimitExceeded, RemoteProtocolError
+from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from ..events import Params
 from ..limits import DEFAULT_LIMITS, Limits
 from ..params import HeadStyle, parse_content_length
@@ -83,6 +84,7 @@ __all__ = [
     "MODIFIER1_MANAGE_PATH_INFO",
     "MAX_DATASIZE",
     "UWSGIConnection",
+    "encode_request",
 ]
 
 MODIFIER1_WSGI: Final = 0
@@ -280,3 +282,27 @@ def _diagnose(block: bytes) -> RemoteProtocolError:
         pos = value_end
         number += 1
     raise AssertionError("_diagnose called on a well-formed vars block")  # pragma: no cover
+
+
+# --- The web server's side ------------------------------------------------------
+
+_U16: Final = struct.Struct("<H")
+
+
+def encode_request(
+    params: Iterable[tuple[bytes, bytes]], modifier1: int = MODIFIER1_WSGI, modifier2: int = 0
+) -> bytes:
+    """A uwsgi request head, as a web server sends it: the 4-byte header and the
+    vars block. A key, value or block longer than its u16 length field is a
+    ``LocalProtocolError``."""
+    parts: list[bytes] = []
+    for name, value in params:
+        if len(name) > MAX_DATASIZE or len(value) > MAX_DATASIZE:
+            raise LocalProtocolError(
+                f"uwsgi variable {name[:40]!r} is longer than {MAX_DATASIZE} bytes"
+            )
+        parts.append(_U16.pack(len(name)) + name + _U16.pack(len(value)) + value)
+    block = b"".join(parts)
+    if len(block) > MAX_DATASIZE:
+        raise LocalProtocolError(f"uwsgi vars block of {len(block)} bytes exceeds {MAX_DATASIZE}")
+    return _HEADER.pack(modifier1, len(block), modifier2) + block
