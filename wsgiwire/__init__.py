@@ -110,8 +110,10 @@ def __getattr__(name: str) -> object:
         module, attribute = _LAZY[name]
     except KeyError:
         raise AttributeError(f"module 'wsgiwire' has no attribute {name!r}") from None
-    # __import__, not importlib: a CGI start-up does not pay for importlib.
-    value = getattr(__import__(module, fromlist=[attribute]), attribute)
+    # Imported here: a CGI start-up (which imports this package) never pays for importlib.
+    import importlib
+
+    value = getattr(importlib.import_module(module), attribute)
     globals()[name] = value
     return value
 
