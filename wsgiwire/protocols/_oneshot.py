@@ -228,11 +228,7 @@ class OneShotConnection:
         self, params: Params, content_length: int, script_name_in_path_info: bool, head_size: int
     ) -> None:
         """Queue ``RequestStarted``; what was received past the ``head_size`` bytes is body."""
-        limits = self._limits
-        if content_length > limits.max_body_size:
-            raise LimitExceeded(
-                "max_body_size", content_length, limits.max_body_size, status_hint=413, request_id=0
-            )
+        self._limits.check_body_size(content_length, 0)
         self._events.append(
             RequestStarted(0, params, False, Role.RESPONDER, script_name_in_path_info)
         )

@@ -337,12 +337,12 @@ class FastCGIConnection:
         elif action is _DO_BODY_END:
             self._events.append(BodyEnd(request_id))
         elif action is _DO_BODY:
-            req.body_bytes = self._within_body_limit(req.body_bytes + len(content), request_id)
+            req.body_bytes = self._limits.check_body_size(req.body_bytes + len(content), request_id)
             self._events.append(BodyData(request_id, content))
         elif action is _DO_IGNORE:
             pass
         elif action is _DO_FDATA:
-            req.data_bytes = self._within_body_limit(req.data_bytes + len(content), request_id)
+            req.data_bytes = self._limits.check_body_size(req.data_bytes + len(content), request_id)
             self._events.append(FilterData(request_id, content))
         elif action is _DO_FDATA_END:
             self._events.append(FilterDataEnd(request_id))
@@ -353,16 +353,6 @@ class FastCGIConnection:
             self._finish(req)
             return
         req.state = next_state
-
-    def _within_body_limit(self, total: int, request_id: int) -> int:
-        """``total``, the bytes of one input stream (FCGI_STDIN or FCGI_DATA) so far,
-        if ``max_body_size`` allows that many; else ``LimitExceeded`` (413)."""
-        limit = self._limits.max_body_size
-        if total > limit:
-            raise LimitExceeded(
-                "max_body_size", total, limit, status_hint=413, request_id=request_id
-            )
-        return total
 
     def _begin(
         self, request_id: int, action: Action, first_state: State, role: int, keep_conn: bool
