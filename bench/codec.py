@@ -14,7 +14,7 @@ Cases (each parses the same request over and over; best of several rounds):
   events pulled until ``BodyEnd``;
 * ``wsgiwire fastcgi parse, kept-alive``: one codec for every request, as on a
   connection nginx keeps (``fastcgi_keep_conn on``); each request is ended with
-  ``send_chunks(ResponseEnd)`` so its id can be reused, and that framing is counted;
+  ``send(ResponseEnd)`` so its id can be reused, and that framing is counted;
 * ``... + environ``: the same, plus ``EnvironBuilder().build_from_strings(params)``;
 * ``flup fcgi parse``: flup 1.0.3's own ``Record.read`` and ``Connection`` dispatch
   (``_do_begin_request``, ``_do_params`` with ``decode_pair``, ``_do_stdin``) driven
@@ -244,7 +244,7 @@ def _wsgiwire_fastcgi_kept(data: bytes, with_environ: bool) -> Runner:
     codec = FastCGIConnection()
 
     def run(n: int) -> None:
-        receive, next_event, send_chunks = codec.receive_data, codec.next_event, codec.send_chunks
+        receive, next_event, send = codec.receive_data, codec.next_event, codec.send
         for _ in range(n):
             receive(data)
             while True:
@@ -253,7 +253,7 @@ def _wsgiwire_fastcgi_kept(data: bytes, with_environ: bool) -> Runner:
                 if kind is RequestStarted and with_environ:
                     build(event.params)  # type: ignore[union-attr]
                 elif kind is BodyEnd:
-                    send_chunks(ResponseEnd(1))
+                    send(ResponseEnd(1))
                     break
                 elif event is NEED_DATA:
                     raise RuntimeError("the codec wants more data than one whole request")

@@ -15,13 +15,13 @@ from __future__ import annotations
 import os
 import socket
 import stat
-import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes, urlsplit
 
-from .errors import ProtocolError
+from .errors import LocalProtocolError, ProtocolError
 from .events import NEED_DATA, ConnectionClosed, Role
+from .protocols import uwsgi
 from .protocols.fastcgi import (
     EndRequest,
     FastCGIClient,
@@ -30,12 +30,15 @@ from .protocols.fastcgi import (
     UnknownTypeResult,
     ValuesResult,
 )
+from .protocols.scgi import encode_request as encode_scgi
 
 __all__ = [
     "ClientError",
     "Reply",
     "Target",
     "build_params",
+    "encode_scgi",
+    "encode_uwsgi",
     "fastcgi_get_values",
     "fastcgi_request",
     "parse_head",
@@ -329,22 +332,13 @@ def _stream_exchange(target: Target, head: bytes, body: bytes | Iterable[bytes],
                  closed_by_backend=True)
 
 
-def encode_scgi(params: Pairs) -> bytes:
-    """An SCGI request head: the netstring of NUL-terminated names and values."""
-    block = b"".join(name + b"\0" + value + b"\0" for name, value in params)
-    return str(len(block)).encode("ascii") + b":" + block + b","
-
-
 def encode_uwsgi(params: Pairs, modifier1: int = 0, modifier2: int = 0) -> bytes:
-    """A uwsgi request head: the 4-byte header and the vars block."""
-    pack = struct.Struct("<H").pack
-    for name, value in params:
-        if len(name) > 0xFFFF or len(value) > 0xFFFF:
-            raise ClientError(f"uwsgi variable {name[:40]!r} is longer than 65535 bytes")
-    block = b"".join(pack(len(k)) + k + pack(len(v)) + v for k, v in params)
-    if len(block) > 0xFFFF:
-        raise ClientError(f"uwsgi vars block of {len(block)} bytes exceeds 65535")
-    return struct.pack("<BHB", modifier1, len(block), modifier2) + block
+    """A uwsgi request head (:func:`wsgiwire.protocols.uwsgi.encode_request`); a
+    variable or block too long for the format is a ``ClientError``."""
+    try:
+        return uwsgi.encode_request(params, modifier1, modifier2)
+    except LocalProtocolError as exc:
+        raise ClientError(exc.msg) from None
 
 
 def scgi_request(target: Target, params: Pairs, body: bytes | Iterable[bytes] = b"",

@@ -10,12 +10,21 @@ front-end never needs an ``isinstance`` ladder:
 * ``close``: whether the connection is unusable after the error;
 * ``request_id``: the request the error belongs to, when one is known.
 
+Each is set where the error is raised and read-only after.
+
 ``RemoteProtocolError`` means the peer sent something wrong;
 ``LocalProtocolError`` means this process misused a codec (a bug here, or in
-the application driving it).
+the application driving it). ``peer_fault`` tells them apart.
 """
 
 from __future__ import annotations
+
+# typing is not imported at run time: a CGI request loads this module.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import ClassVar, TypeVar
+
+    _E = TypeVar("_E", bound="ProtocolError")
 
 __all__ = [
     "WsgiwireError",
@@ -35,7 +44,16 @@ class WsgiwireError(Exception):
 
 
 class ProtocolError(WsgiwireError):
-    """A violation of a gateway protocol, carrying the reply it deserves."""
+    """A violation of a gateway protocol, carrying the reply it deserves.
+
+    Immutable: every field is set where the error is raised and read-only
+    after (``exc.request_id = ...`` raises ``AttributeError``). ``peer_fault``
+    says whose fault it is without an ``isinstance`` ladder: true for
+    :class:`RemoteProtocolError` (log it as the peer's), false for anything
+    else (a bug or a shortage here: log it with its traceback).
+    """
+
+    peer_fault: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -47,38 +65,71 @@ class ProtocolError(WsgiwireError):
         request_id: int | None = None,
     ) -> None:
         super().__init__(msg)
-        self.msg = msg
-        self.status_hint = status_hint
-        self.fcgi_protocol_status = fcgi_protocol_status
-        self.close = close
-        self.request_id = request_id
+        self._msg = msg
+        self._status_hint = status_hint
+        self._fcgi_protocol_status = fcgi_protocol_status
+        self._close = close
+        self._request_id = request_id
+
+    @property
+    def msg(self) -> str:
+        return self._msg
+
+    @property
+    def status_hint(self) -> int:
+        """The HTTP status of the reply the request deserves."""
+        return self._status_hint
+
+    @property
+    def fcgi_protocol_status(self) -> int | None:
+        """FastCGI's END_REQUEST ``protocolStatus`` for it, or ``None``: answer with
+        ``status_hint`` (FCGI_REQUEST_COMPLETE), or close."""
+        return self._fcgi_protocol_status
+
+    @property
+    def close(self) -> bool:
+        """The connection is unusable after this error."""
+        return self._close
+
+    @property
+    def request_id(self) -> int | None:
+        """The request the error belongs to (``None``: the connection's fault)."""
+        return self._request_id
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.msg!r}, status_hint={self.status_hint})"
+        return f"{type(self).__name__}({self._msg!r}, status_hint={self._status_hint})"
 
-    def detached(self) -> RemoteProtocolError:
-        """A copy to keep after the error was raised, holding no traceback.
+    def detached(self: _E) -> _E:
+        """A copy to keep after the error was raised: same class and fields, no traceback.
 
         A codec remembers the error that put it in ERROR state; keeping the
         raised object itself would keep its traceback, whose frames refer back
         to the connection: a reference cycle holding the connection's buffers
         until a full garbage collection, so memory grew under malformed traffic.
         """
-        return RemoteProtocolError(
-            self.msg,
-            status_hint=self.status_hint,
-            fcgi_protocol_status=self.fcgi_protocol_status,
-            close=self.close,
-            request_id=self.request_id,
-        )
+        cls = self.__class__
+        clone = cls.__new__(cls, *self.args)
+        clone.__dict__.update(self.__dict__)
+        return clone
+
+    def again(self: _E) -> _E:
+        """The error a codec in ERROR state raises on every later call: this one
+        (same class, status hint, FastCGI status, close decision and request
+        id), its message saying that it happened before."""
+        clone = self.detached()
+        clone._msg = f"connection is in ERROR state after: {self._msg}"
+        clone.args = (clone._msg,)
+        return clone
 
 
 class RemoteProtocolError(ProtocolError):
     """The peer (the web server, or whoever reached the socket) broke the protocol."""
 
+    peer_fault: ClassVar[bool] = True
+
 
 class LocalProtocolError(ProtocolError):
-    """This side asked a codec for something the protocol does not allow."""
+    """This side asked a codec for something the protocol does not allow (a bug here)."""
 
     def __init__(self, msg: str) -> None:
         super().__init__(msg, status_hint=500)
@@ -104,9 +155,21 @@ class LimitExceeded(RemoteProtocolError):
             status_hint=status_hint,
             request_id=request_id,
         )
-        self.limit = limit
-        self.value = value
-        self.maximum = maximum
+        self._limit = limit
+        self._value = value
+        self._maximum = maximum
+
+    @property
+    def limit(self) -> str:
+        return self._limit
+
+    @property
+    def value(self) -> int:
+        return self._value
+
+    @property
+    def maximum(self) -> int:
+        return self._maximum
 
 
 class BadRequest(RemoteProtocolError):

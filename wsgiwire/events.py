@@ -9,10 +9,12 @@ request up; ``ConnectionClosed`` once the peer closed its side cleanly.
 Events are plain slotted dataclasses (made on every request, so cheap to
 build); treat them as immutable.
 
-Outbound (``codec.send(event)`` returns the bytes to write): ``ResponseData``
-(raw response bytes: the head and body as the core rendered them),
-``ResponseErrorData`` (FastCGI STDERR; other protocols drop it), and
-``ResponseEnd``.
+Outbound (``codec.send(event)`` returns the buffers to write, a list of
+``bytes`` or ``memoryview`` ready for ``socket.sendmsg``; the one outbound call
+of every codec): ``ResponseData`` (raw response bytes: the head and body as
+the core rendered them), ``ResponseErrorData`` (FastCGI STDERR; other
+protocols drop it), ``ResponseEnd``, and ``RequestRefused`` (the server will
+not run a request it received: overloaded).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ __all__ = [
     "ResponseData",
     "ResponseErrorData",
     "ResponseEnd",
+    "RequestRefused",
     "OutEvent",
 ]
 
@@ -165,4 +168,19 @@ class ResponseEnd:
     app_status: int = 0
 
 
-OutEvent = ResponseData | ResponseErrorData | ResponseEnd
+@dataclass(slots=True)
+class RequestRefused:
+    """The server will not run this request (no capacity); nothing was sent for it yet.
+
+    Each codec answers as its protocol says: FastCGI with FCGI_END_REQUEST and
+    ``fcgi_protocol_status`` (``None``: FCGI_OVERLOADED), and no output;
+    SCGI and uwsgi with ``reply``, the complete response the core
+    rendered (a 503 page in the codec's ``head_style``), then the end.
+    """
+
+    request_id: int
+    reply: bytes = b""
+    fcgi_protocol_status: int | None = None
+
+
+OutEvent = ResponseData | ResponseErrorData | ResponseEnd | RequestRefused

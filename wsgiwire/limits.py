@@ -172,6 +172,18 @@ class Limits:
         # pickle and copy: through the validating constructor (setattr is refused).
         return (_limits_from, (self._values(),))
 
+    def check_body_size(self, size: int, request_id: int | None = None) -> int:
+        """``size`` if a request body (declared, or received so far) of that many
+        bytes is allowed; else ``LimitExceeded`` (413). The one statement of the
+        rule: every codec that frames a body and the core's body buffer call it."""
+        if size > self.max_body_size:
+            from .errors import LimitExceeded  # only on refusal: CGI imports this module
+
+            raise LimitExceeded(
+                "max_body_size", size, self.max_body_size, status_hint=413, request_id=request_id
+            )
+        return size
+
     def replace(self, **changes: int | float | None) -> Limits:
         """A copy with some limits changed (validated like the original)."""
         unknown = set(changes) - set(self.__slots__)

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from tests.support import fcgi_spec as spec
 from tests.support import text_pairs
+from tests.support.sending import sent
 from wsgiwire.errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from wsgiwire.events import (
     NEED_DATA,
@@ -28,6 +29,7 @@ from wsgiwire.events import (
     FilterData,
     FilterDataEnd,
     RequestAborted,
+    RequestRefused,
     RequestStarted,
     ResponseData,
     ResponseEnd,
@@ -722,7 +724,7 @@ def test_error_state_is_sticky_but_known_requests_can_be_answered() -> None:
             conn.next_event()
         assert info.value.request_id == 1
     conn.receive_data(b"more bytes are dropped")
-    out = conn.send(ResponseData(1, b"Status: 413\r\n\r\n")) + conn.send(ResponseEnd(1))
+    out = sent(conn, ResponseData(1, b"Status: 413\r\n\r\n")) + sent(conn, ResponseEnd(1))
     resp = spec.parse_responses(out)[1]
     assert resp.stdout == b"Status: 413\r\n\r\n"
     assert resp.protocol_status == spec.REQUEST_COMPLETE
@@ -733,7 +735,7 @@ def test_request_in_params_answerable_after_error() -> None:
     conn.receive_data(BEGIN1 + rec(spec.PARAMS, 1, spec.pairs(P)))
     with pytest.raises(LimitExceeded):
         conn.next_event()
-    out = conn.send(ResponseData(1, b"Status: 431\r\n\r\n")) + conn.send(ResponseEnd(1))
+    out = sent(conn, ResponseData(1, b"Status: 431\r\n\r\n")) + sent(conn, ResponseEnd(1))
     assert spec.parse_responses(out)[1].stdout == b"Status: 431\r\n\r\n"
 
 
@@ -743,7 +745,7 @@ def test_abort_after_response_end_is_ignored() -> None:
     events: list[object] = []
     conn.receive_data(BEGIN1 + spec.params(1, P) + rec(spec.STDIN, 1, b"x"))
     pump(conn, events)
-    conn.send(ResponseEnd(1))
+    sent(conn, ResponseEnd(1))
     conn.receive_data(rec(spec.STDIN, 1, b"late") + rec(spec.STDIN, 1) + spec.abort_request(1))
     pump(conn, events)
     assert events == [started(1, P), BodyData(1, b"x")]
@@ -761,7 +763,7 @@ def test_abort_before_start_frees_the_request() -> None:
     assert conn.data_to_send() == spec.end_request(1, 0, spec.REQUEST_COMPLETE)
     assert conn.should_close  # begun without FCGI_KEEP_CONN and answered
     with pytest.raises(LocalProtocolError):
-        conn.send(ResponseEnd(1))
+        sent(conn, ResponseEnd(1))
 
 
 def test_abort_after_start_is_answered_by_front_end() -> None:
@@ -772,7 +774,7 @@ def test_abort_after_start_is_answered_by_front_end() -> None:
     assert events[-1] == RequestAborted(1)
     assert conn.active_requests == 1
     assert conn.data_to_send() == b""
-    out = conn.send(ResponseEnd(1, app_status=1))
+    out = sent(conn, ResponseEnd(1, app_status=1))
     assert spec.parse_responses(out)[1].app_status == 1
     assert conn.active_requests == 0
     assert not conn.should_close
@@ -795,9 +797,9 @@ def test_should_close_follows_keep_conn(flags: int, should_close: bool) -> None:
     pump(conn, [])
     assert not conn.should_close
     assert conn.active_requests == 1
-    conn.send(ResponseData(1, b"x"))
+    sent(conn, ResponseData(1, b"x"))
     assert not conn.should_close
-    conn.send(ResponseEnd(1))
+    sent(conn, ResponseEnd(1))
     assert conn.should_close is should_close
     assert conn.active_requests == 0
 
@@ -832,15 +834,16 @@ def test_reject_frees_the_request() -> None:
     conn = FastCGIConnection()
     conn.receive_data(BEGIN1 + spec.params(1, P))
     assert conn.next_event() == started(1, P)
-    assert conn.reject(1, FCGI_OVERLOADED) == spec.end_request(1, 0, spec.OVERLOADED)
+    refused = sent(conn, RequestRefused(1, fcgi_protocol_status=FCGI_OVERLOADED))
+    assert refused == spec.end_request(1, 0, spec.OVERLOADED)
     assert conn.active_requests == 0
     assert conn.should_close
     conn.receive_data(spec.stdin(1, b"body still in flight"))
     assert conn.next_event() is NEED_DATA
     with pytest.raises(LocalProtocolError):
-        conn.reject(1, FCGI_OVERLOADED)
+        sent(conn, RequestRefused(1, fcgi_protocol_status=FCGI_OVERLOADED))
     with pytest.raises(LocalProtocolError):
-        conn.send(ResponseData(1, b"x"))
+        sent(conn, ResponseData(1, b"x"))
 
 
 def test_reject_misuse() -> None:
@@ -848,12 +851,12 @@ def test_reject_misuse() -> None:
     conn.receive_data(SIMPLE)
     pump(conn, [])
     with pytest.raises(LocalProtocolError):
-        conn.reject(1, 7)
-    conn.send(ResponseData(1, b"Status: 200\r\n\r\n"))
+        sent(conn, RequestRefused(1, fcgi_protocol_status=7))
+    sent(conn, ResponseData(1, b"Status: 200\r\n\r\n"))
     with pytest.raises(LocalProtocolError, match="already sent output"):
-        conn.reject(1, FCGI_UNKNOWN_ROLE)
+        sent(conn, RequestRefused(1, fcgi_protocol_status=FCGI_UNKNOWN_ROLE))
     with pytest.raises(LocalProtocolError):
-        conn.reject(2, FCGI_OVERLOADED)
+        sent(conn, RequestRefused(2, fcgi_protocol_status=FCGI_OVERLOADED))
 
 
 def test_active_requests_counts_multiplexed() -> None:

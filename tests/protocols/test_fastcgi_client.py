@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from tests.corpus import exchanges
 from tests.support import fcgi_spec as spec
 from tests.support import text_pairs
+from tests.support.sending import sent
 from wsgiwire.errors import LocalProtocolError, RemoteProtocolError
 from wsgiwire.events import (
     NEED_DATA,
@@ -308,11 +309,11 @@ def test_client_server_round_trip_multiplexed() -> None:
     ]
     replies = server.data_to_send()
     response = (
-        server.send(ResponseData(2, b"two"))
-        + server.send(ResponseErrorData(1, b"oops"))
-        + server.send(ResponseEnd(2))
-        + server.send(ResponseData(1, b"x" * 70000))
-        + server.send(ResponseEnd(1, 5))
+        sent(server, ResponseData(2, b"two"))
+        + sent(server, ResponseErrorData(1, b"oops"))
+        + sent(server, ResponseEnd(2))
+        + sent(server, ResponseData(1, b"x" * 70000))
+        + sent(server, ResponseEnd(1, 5))
     )
     got = client_events(replies + response)
     assert got[0] == ValuesResult(((b"FCGI_MPXS_CONNS", b"1"), (b"FCGI_MAX_REQS", b"16")))

@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support import fcgi_spec as spec
+from tests.support.sending import sent
 from wsgiwire.errors import LocalProtocolError, RemoteProtocolError
 from wsgiwire.events import NEED_DATA, ConnectionClosed, ResponseData, ResponseEnd
 from wsgiwire.limits import Limits
@@ -71,8 +72,8 @@ def run_server(chunks: list[bytes], eof: bool, **kwargs: Any) -> None:
     out = []
     for rid in range(4):
         try:
-            out.append(conn.send(ResponseData(rid, b"x")))
-            out.append(conn.send(ResponseEnd(rid)))
+            out.append(sent(conn, ResponseData(rid, b"x")))
+            out.append(sent(conn, ResponseEnd(rid)))
         except LocalProtocolError:
             pass
     spec.parse_responses(b"".join(out))

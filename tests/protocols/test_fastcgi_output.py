@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.support import fcgi_spec as spec
+from tests.support.sending import sent
 from wsgiwire.errors import LocalProtocolError
 from wsgiwire.events import (
     NEED_DATA,
@@ -50,7 +51,7 @@ SIZES = [0, 1, 7, 8, 9, 65535, 65536, 65537, 200000]
 def test_stream_framing(size: int, make: Callable[[int, bytes], object], rtype: int) -> None:
     conn = started(3)
     data = payload(size)
-    wire = conn.send(make(3, data))  # type: ignore[arg-type]
+    wire = sent(conn, make(3, data))  # type: ignore[arg-type]
     records = spec.parse_records(wire)
     assert b"".join(r.content for r in records) == data
     assert len(records) == -(-size // 65535)  # no empty record: it would end the stream
@@ -63,10 +64,10 @@ def test_stream_framing(size: int, make: Callable[[int, bytes], object], rtype: 
 
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{s}B" for s in SIZES])
-def test_send_chunks_is_send_without_copies(size: int) -> None:
+def test_send_gives_the_records_without_copies(size: int) -> None:
     data = payload(size)
-    joined = started(1).send(ResponseData(1, data))
-    chunks = started(1).send_chunks(ResponseData(1, data))
+    joined = sent(started(1), ResponseData(1, data))
+    chunks = started(1).send(ResponseData(1, data))
     assert b"".join(chunks) == joined
     if 0 < size <= MAX_RECORD_CONTENT:
         assert any(chunk is data for chunk in chunks)
@@ -88,17 +89,17 @@ def test_send_chunks_is_send_without_copies(size: int) -> None:
     ids=["bytearray", "memoryview", "memoryview-uint32", "memoryview-strided", "memoryview-2d"],
 )
 def test_bytes_like_payloads(data: bytes | bytearray | memoryview) -> None:
-    wire = started(1).send(ResponseData(1, data))
+    wire = sent(started(1), ResponseData(1, data))
     expected = data.tobytes() if isinstance(data, memoryview) else bytes(data)
     assert b"".join(r.content for r in spec.parse_records(wire)) == expected
 
 
 def test_empty_data_sends_nothing() -> None:
     conn = started(1)
-    assert conn.send(ResponseData(1, b"")) == b""
-    assert conn.send_chunks(ResponseData(1, b"")) == []
-    assert conn.send(ResponseErrorData(1, b"")) == b""
-    out = conn.send(ResponseEnd(1))
+    assert sent(conn, ResponseData(1, b"")) == b""
+    assert conn.send(ResponseData(1, b"")) == []
+    assert sent(conn, ResponseErrorData(1, b"")) == b""
+    out = sent(conn, ResponseEnd(1))
     assert [(r.type, r.content) for r in spec.parse_records(out)] == [
         (spec.STDOUT, b""),
         (spec.END_REQUEST, bytes(8)),
@@ -107,7 +108,7 @@ def test_empty_data_sends_nothing() -> None:
 
 def test_response_end_without_stderr() -> None:
     conn = started(1)
-    out = conn.send(ResponseData(1, b"Status: 200 OK\r\n\r\nhi")) + conn.send(ResponseEnd(1))
+    out = sent(conn, ResponseData(1, b"Status: 200 OK\r\n\r\nhi")) + sent(conn, ResponseEnd(1))
     resp = spec.parse_responses(out)[1]
     assert resp.stdout == b"Status: 200 OK\r\n\r\nhi"
     assert resp.stdout_closed
@@ -120,10 +121,10 @@ def test_response_with_stderr_example_3() -> None:
     """The specification's appendix B, example 3: interleaved streams, appStatus 938."""
     conn = started(1)
     out = (
-        conn.send(ResponseData(1, b"Content-type: text/html\r\n\r\n<ht"))
-        + conn.send(ResponseErrorData(1, b"config error: missing SI_UID\n"))
-        + conn.send(ResponseData(1, b"ml>\n<head> ... "))
-        + conn.send(ResponseEnd(1, 938))
+        sent(conn, ResponseData(1, b"Content-type: text/html\r\n\r\n<ht"))
+        + sent(conn, ResponseErrorData(1, b"config error: missing SI_UID\n"))
+        + sent(conn, ResponseData(1, b"ml>\n<head> ... "))
+        + sent(conn, ResponseEnd(1, 938))
     )
     records = spec.parse_records(out)
     assert [(r.type, r.content) for r in records[-3:]] == [
@@ -144,25 +145,25 @@ def test_response_with_stderr_example_3() -> None:
     ids=["0", "1", "max", "minus-1", "int-min"],
 )
 def test_app_status(status: int, wire_status: int) -> None:
-    out = started(1).send(ResponseEnd(1, status))
+    out = sent(started(1), ResponseEnd(1, status))
     assert spec.parse_responses(out)[1].app_status == wire_status
 
 
 @pytest.mark.parametrize("status", [2**32, -(2**31) - 1], ids=["too-big", "too-small"])
 def test_app_status_out_of_range(status: int) -> None:
     with pytest.raises(LocalProtocolError):
-        started(1).send(ResponseEnd(1, status))
+        sent(started(1), ResponseEnd(1, status))
 
 
 def test_multiplexed_responses_out_of_order() -> None:
     """The specification's appendix B, example 4: request 2 finishes first."""
     conn = started(1, 2)
     out = (
-        conn.send(ResponseData(1, b"Content-type: text/html\r\n\r\n"))
-        + conn.send(ResponseData(2, b"Content-type: text/html\r\n\r\n<html>2"))
-        + conn.send(ResponseEnd(2))
-        + conn.send(ResponseData(1, b"<html>1"))
-        + conn.send(ResponseEnd(1))
+        sent(conn, ResponseData(1, b"Content-type: text/html\r\n\r\n"))
+        + sent(conn, ResponseData(2, b"Content-type: text/html\r\n\r\n<html>2"))
+        + sent(conn, ResponseEnd(2))
+        + sent(conn, ResponseData(1, b"<html>1"))
+        + sent(conn, ResponseEnd(1))
     )
     got = spec.parse_responses(out)
     assert got[1].stdout == b"Content-type: text/html\r\n\r\n<html>1"
@@ -179,16 +180,16 @@ def test_multiplexed_responses_out_of_order() -> None:
 )
 def test_send_for_unknown_request(event: ResponseData | ResponseErrorData | ResponseEnd) -> None:
     with pytest.raises(LocalProtocolError, match="not active"):
-        started(1).send(event)
+        sent(started(1), event)
 
 
 def test_send_after_end() -> None:
     conn = started(1)
-    conn.send(ResponseEnd(1))
+    sent(conn, ResponseEnd(1))
     with pytest.raises(LocalProtocolError, match="not active"):
-        conn.send(ResponseData(1, b"late"))
+        sent(conn, ResponseData(1, b"late"))
     with pytest.raises(LocalProtocolError):
-        conn.send(ResponseEnd(1))
+        sent(conn, ResponseEnd(1))
 
 
 def test_send_before_params_complete() -> None:
@@ -196,12 +197,12 @@ def test_send_before_params_complete() -> None:
     conn.receive_data(spec.begin_request(1) + spec.stream(spec.PARAMS, 1, b"", end=False))
     assert conn.next_event() is NEED_DATA
     with pytest.raises(LocalProtocolError, match="not started"):
-        conn.send(ResponseData(1, b"too early"))
+        sent(conn, ResponseData(1, b"too early"))
 
 
 def test_send_wrong_event_type() -> None:
     with pytest.raises(LocalProtocolError):
-        started(1).send(BodyData(1, b"x"))  # type: ignore[arg-type]
+        sent(started(1), BodyData(1, b"x"))  # type: ignore[arg-type]
 
 
 # --- Linear time ---------------------------------------------------------------------
@@ -220,18 +221,18 @@ def test_output_framing_is_linear() -> None:
     """8x the data must cost about 8x the time, not 64x (flup's ``data = data[n:]`` is quadratic).
 
     A ratio, not an absolute time, and generous enough for a loaded machine.
-    ``send_chunks`` is the framing alone: no payload byte is copied.
+    ``send`` is the framing alone: no payload byte is copied.
     """
     small = b"s" * (8 << 20)
     large = b"L" * (64 << 20)
     conn = started(1, 2)
-    t_small = best_time(lambda: conn.send_chunks(ResponseData(1, small)), repeat=5)
-    t_large = best_time(lambda: conn.send_chunks(ResponseData(2, large)), repeat=5)
+    t_small = best_time(lambda: conn.send(ResponseData(1, small)), repeat=5)
+    t_large = best_time(lambda: conn.send(ResponseData(2, large)), repeat=5)
     assert t_large / max(t_small, 1e-9) < 20, (t_small, t_large)
 
 
 def test_send_costs_one_copy() -> None:
-    """``send`` joins the records: about the cost of copying the payload once.
+    """``send`` then a join of the records: about the cost of copying the payload once.
 
     Compared with a plain copy of the same 64 MiB rather than with a smaller
     payload: below glibc's 32 MiB mmap threshold a freed block is reused warm,
@@ -241,5 +242,5 @@ def test_send_costs_one_copy() -> None:
     large = b"L" * (64 << 20)
     conn = started(1)
     t_copy = best_time(lambda: bytearray(large))
-    t_send = best_time(lambda: conn.send(ResponseData(1, large)))
+    t_send = best_time(lambda: sent(conn, ResponseData(1, large)))
     assert t_send / max(t_copy, 1e-9) < 10, (t_copy, t_send)

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support import fcgi_spec as spec
+from tests.support.sending import sent
 from wsgiwire.errors import RemoteProtocolError
 from wsgiwire.events import NEED_DATA, ResponseEnd
 from wsgiwire.protocols.fastcgi import FastCGIConnection
@@ -90,7 +91,7 @@ def reach(state: str) -> FastCGIConnection:
         conn.receive_data(STATES[state])
     drain(conn)
     if state == "ended":
-        conn.send(ResponseEnd(1))
+        sent(conn, ResponseEnd(1))
     conn.data_to_send()
     return conn
 

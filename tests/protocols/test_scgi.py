@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from tests.support import scgi_spec as spec
 from tests.support import text_pairs
+from tests.support.sending import sent
 from wsgiwire.errors import BadRequest, LimitExceeded, LocalProtocolError, RemoteProtocolError
 from wsgiwire.events import (
     NEED_DATA,
@@ -441,8 +442,8 @@ def test_error_state_is_sticky_and_reply_can_be_sent() -> None:
     assert conn.should_close
     conn.receive_data(b"ignored after the error")
     reply = b"Status: 413 Content Too Large\r\n\r\n"
-    assert conn.send(ResponseData(0, reply)) == reply
-    assert conn.send(ResponseEnd(0)) == b""
+    assert sent(conn, ResponseData(0, reply)) == reply
+    assert sent(conn, ResponseEnd(0)) == b""
     conn.receive_data(b"")
     conn.receive_data(b"still ignored")
 
@@ -452,7 +453,7 @@ def test_error_reply_in_error_state_before_any_request() -> None:
     conn.receive_data(b"x")
     with pytest.raises(RemoteProtocolError):
         conn.next_event()
-    assert conn.send_chunks(ResponseData(0, b"Status: 400\r\n\r\n")) == [b"Status: 400\r\n\r\n"]
+    assert conn.send(ResponseData(0, b"Status: 400\r\n\r\n")) == [b"Status: 400\r\n\r\n"]
 
 
 # --- Output ------------------------------------------------------------------------
@@ -468,64 +469,64 @@ def started_conn() -> SCGIConnection:
 def test_send_passes_bytes_through() -> None:
     conn = started_conn()
     data = b"Status: 200 OK\r\nContent-Type: text/plain\r\n\r\nhello"
-    assert conn.send(ResponseData(0, data)) is data
-    assert conn.send_chunks(ResponseData(0, data)) == [data]
-    assert conn.send_chunks(ResponseData(0, data))[0] is data
-    assert conn.send(ResponseData(0, b"")) == b""
-    assert conn.send_chunks(ResponseData(0, b"")) == []
+    assert sent(conn, ResponseData(0, data)) is data
+    assert conn.send(ResponseData(0, data)) == [data]
+    assert conn.send(ResponseData(0, data))[0] is data
+    assert sent(conn, ResponseData(0, b"")) == b""
+    assert conn.send(ResponseData(0, b"")) == []
     assert conn.data_to_send() == b""
     assert not conn.should_close
 
 
-def test_send_chunks_does_not_copy() -> None:
+def test_send_does_not_copy() -> None:
     conn = started_conn()
     array = bytearray(b"abc")
-    (chunk,) = conn.send_chunks(ResponseData(0, array))
+    (chunk,) = conn.send(ResponseData(0, array))
     assert isinstance(chunk, memoryview)
     array[0] = ord("X")
     assert bytes(chunk) == b"Xbc"
     wide = memoryview(bytearray(8)).cast("I")
-    (flat,) = conn.send_chunks(ResponseData(0, wide))
+    (flat,) = conn.send(ResponseData(0, wide))
     assert isinstance(flat, memoryview) and flat.nbytes == 8 and flat.itemsize == 1
     strided = memoryview(b"abcdef")[::2]
-    assert conn.send_chunks(ResponseData(0, strided)) == [b"ace"]
-    assert conn.send(ResponseData(0, bytearray(b"xyz"))) == b"xyz"
-    assert conn.send(ResponseData(0, memoryview(b""))) == b""
+    assert conn.send(ResponseData(0, strided)) == [b"ace"]
+    assert sent(conn, ResponseData(0, bytearray(b"xyz"))) == b"xyz"
+    assert sent(conn, ResponseData(0, memoryview(b""))) == b""
 
 
 def test_stderr_is_dropped() -> None:
     conn = started_conn()
-    assert conn.send(ResponseErrorData(0, b"traceback")) == b""
-    assert conn.send_chunks(ResponseErrorData(0, b"traceback")) == []
+    assert sent(conn, ResponseErrorData(0, b"traceback")) == b""
+    assert conn.send(ResponseErrorData(0, b"traceback")) == []
 
 
 def test_response_end_closes() -> None:
     conn = started_conn()
-    assert conn.send(ResponseEnd(0)) == b""
+    assert sent(conn, ResponseEnd(0)) == b""
     assert conn.should_close
     with pytest.raises(LocalProtocolError):
-        conn.send(ResponseData(0, b"late"))
+        sent(conn, ResponseData(0, b"late"))
     with pytest.raises(LocalProtocolError):
-        conn.send(ResponseEnd(0))
+        sent(conn, ResponseEnd(0))
 
 
 def test_send_checks_request() -> None:
     conn = SCGIConnection()
     with pytest.raises(LocalProtocolError):
-        conn.send(ResponseData(0, b"too early"))
+        sent(conn, ResponseData(0, b"too early"))
     conn = started_conn()
     with pytest.raises(LocalProtocolError):
-        conn.send(ResponseData(1, b"wrong id"))
+        sent(conn, ResponseData(1, b"wrong id"))
     with pytest.raises(LocalProtocolError):
-        conn.send(BodyEnd(0))  # type: ignore[arg-type]
+        sent(conn, BodyEnd(0))  # type: ignore[arg-type]
 
 
 def test_response_may_start_before_body_is_read() -> None:
     conn = SCGIConnection()
     conn.receive_data(headers((b"CONTENT_LENGTH", b"10"), SCGI1))
     assert isinstance(conn.next_event(), RequestStarted)
-    assert conn.send(ResponseData(0, b"Status: 413\r\n\r\n")) == b"Status: 413\r\n\r\n"
-    assert conn.send(ResponseEnd(0)) == b""
+    assert sent(conn, ResponseData(0, b"Status: 413\r\n\r\n")) == b"Status: 413\r\n\r\n"
+    assert sent(conn, ResponseEnd(0)) == b""
     assert conn.should_close
 
 

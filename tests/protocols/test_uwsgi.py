@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from tests.support import text_pairs
 from tests.support import uwsgi_spec as spec
+from tests.support.sending import sent
 from wsgiwire.errors import BadRequest, LimitExceeded, LocalProtocolError, RemoteProtocolError
 from wsgiwire.events import (
     NEED_DATA,
@@ -523,8 +524,8 @@ def test_error_state_is_sticky_and_reply_can_be_sent() -> None:
         assert again.value.status_hint == 501 and again.value.request_id == 0
     assert conn.should_close
     reply = b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\n\r\n"
-    assert conn.send(ResponseData(0, reply)) == reply
-    assert conn.send(ResponseEnd(0)) == b""
+    assert sent(conn, ResponseData(0, reply)) == reply
+    assert sent(conn, ResponseEnd(0)) == b""
 
 
 # --- Output ------------------------------------------------------------------------
@@ -540,25 +541,25 @@ def started_conn() -> UWSGIConnection:
 def test_send_passes_bytes_through() -> None:
     conn = started_conn()
     head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"
-    assert conn.send(ResponseData(0, head)) is head
-    assert conn.send_chunks(ResponseData(0, head)) == [head]
+    assert sent(conn, ResponseData(0, head)) is head
+    assert conn.send(ResponseData(0, head)) == [head]
     array = bytearray(b"body")
-    (chunk,) = conn.send_chunks(ResponseData(0, array))
+    (chunk,) = conn.send(ResponseData(0, array))
     assert isinstance(chunk, memoryview) and chunk.obj is array
-    assert conn.send(ResponseErrorData(0, b"log line")) == b""
+    assert sent(conn, ResponseErrorData(0, b"log line")) == b""
     assert conn.data_to_send() == b""
     assert not conn.should_close
-    assert conn.send(ResponseEnd(0)) == b""
+    assert sent(conn, ResponseEnd(0)) == b""
     assert conn.should_close
     with pytest.raises(LocalProtocolError):
-        conn.send(ResponseData(0, b"late"))
+        sent(conn, ResponseData(0, b"late"))
 
 
 def test_send_checks_request() -> None:
     with pytest.raises(LocalProtocolError):
-        UWSGIConnection().send(ResponseData(0, b"too early"))
+        sent(UWSGIConnection(), ResponseData(0, b"too early"))
     with pytest.raises(LocalProtocolError):
-        started_conn().send_chunks(ResponseData(3, b"wrong id"))
+        started_conn().send(ResponseData(3, b"wrong id"))
 
 
 # --- Connection life ------------------------------------------------------------

@@ -6,11 +6,11 @@ import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from ..core.gateway import WSGIApp
 from ..core.response import HeadStyle, send_status
-from ..events import Event, NeedData, OutEvent
+from ..events import Event, NeedData, OutEvent, RequestRefused, ResponseData, ResponseEnd
 from ..limits import DEFAULT_LIMITS, Limits
 from .listeners import PeerFilter
 
@@ -18,9 +18,9 @@ __all__ = [
     "Buffer",
     "Codec",
     "Loop",
-    "OneShotDriver",
     "ProtocolDriver",
     "ServerConfig",
+    "refusal",
     "status_reply",
 ]
 
@@ -30,36 +30,45 @@ Buffer = bytes | bytearray | memoryview
 
 
 class Codec(Protocol):
-    """What the runtime needs of a protocol codec (see ``wsgiwire.protocols``)."""
+    """What the runtime needs of a protocol codec (see ``wsgiwire.protocols``).
+
+    ``send`` is the one outbound call: every response event and every refusal
+    becomes a list of buffers for ``socket.sendmsg``. The protocol facts are
+    the codec's: ``head_style`` (how the core renders the head),
+    ``one_request_per_connection`` and ``raw_body`` (the body is raw on the
+    socket, so ``wsgi.file_wrapper`` files can go out by sendfile).
+    """
+
+    head_style: ClassVar[HeadStyle]
+    one_request_per_connection: ClassVar[bool]
+    raw_body: ClassVar[bool]
 
     def receive_data(self, data: bytes | bytearray | memoryview) -> None: ...
     def next_event(self) -> Event | NeedData: ...
-    def send(self, event: OutEvent) -> bytes: ...
-    def send_chunks(self, event: OutEvent) -> list[bytes | memoryview]: ...
-    def send_data(
-        self, request_id: int, data: bytes | bytearray | memoryview
-    ) -> list[bytes | memoryview]: ...
-    def send_end(self, request_id: int, app_status: int = 0) -> list[bytes | memoryview]: ...
+    def send(self, event: OutEvent) -> list[bytes | memoryview]: ...
     def data_to_send(self) -> bytes: ...
     @property
     def should_close(self) -> bool: ...
     @property
     def idle(self) -> bool: ...
+    @property
+    def discarded_bytes(self) -> int: ...
 
 
 class ProtocolDriver(Protocol):
-    """A protocol's hooks into the shared runtime.
+    """A protocol's hooks into the shared runtime: its name and its codec.
 
-    ``raw_body`` says the response body travels as raw bytes on the socket
-    (SCGI, uwsgi), so ``wsgi.file_wrapper`` files can go out by sendfile.
+    ``head_style``, ``raw_body`` and ``one_request_per_connection`` are its
+    codec's facts, repeated here for the code that runs before a connection
+    exists (the worker's accept policy).
     """
 
     name: str
     head_style: HeadStyle
     raw_body: bool
+    one_request_per_connection: bool
 
     def new_codec(self, config: ServerConfig) -> Codec: ...
-    def overload_reply(self, codec: Codec, request_id: int) -> list[Buffer]: ...
 
 
 class Loop(Protocol):
@@ -89,29 +98,25 @@ class Loop(Protocol):
     def note_malformed(self, exc: Any) -> None: ...
 
 
-def status_reply(
-    codec: Codec, request_id: int, code: int, style: HeadStyle, *, app_status: int = 1
-) -> list[Buffer]:
+def status_reply(codec: Codec, request_id: int, code: int, *, app_status: int = 1) -> list[Buffer]:
     """A complete short response with HTTP status ``code``, framed by ``codec``."""
     chunks: list[Buffer] = []
-    send_status(lambda data: chunks.extend(codec.send_data(request_id, data)), code, style=style)
-    chunks.extend(codec.send_end(request_id, app_status))
+    send = codec.send
+    send_status(
+        lambda data: chunks.extend(send(ResponseData(request_id, data))),
+        code,
+        style=codec.head_style,
+    )
+    chunks.extend(send(ResponseEnd(request_id, app_status)))
     return chunks
 
 
-class OneShotDriver:
-    """Hooks for protocols with one request per connection and a raw body (SCGI, uwsgi)."""
-
-    name = "?"
-    head_style = HeadStyle.CGI
-    raw_body = True
-    one_request_per_connection = True
-
-    def new_codec(self, config: ServerConfig) -> Codec:
-        raise NotImplementedError
-
-    def overload_reply(self, codec: Codec, request_id: int) -> list[Buffer]:
-        return status_reply(codec, request_id, 503, self.head_style)
+def refusal(codec: Codec, request_id: int) -> list[Buffer]:
+    """What refuses a received request for lack of capacity, framed by ``codec``
+    (FastCGI: FCGI_OVERLOADED; SCGI, uwsgi: a 503 page)."""
+    page: list[bytes] = []
+    send_status(page.append, 503, style=codec.head_style)
+    return list(codec.send(RequestRefused(request_id, b"".join(page))))
 
 
 @dataclass

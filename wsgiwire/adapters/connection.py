@@ -50,10 +50,12 @@ from ..events import (
     NeedData,
     RequestAborted,
     RequestStarted,
+    ResponseData,
+    ResponseEnd,
     ResponseErrorData,
     Role,
 )
-from .base import Buffer, Loop, status_reply
+from .base import Buffer, Loop, refusal, status_reply
 from .listeners import close_quietly
 from .poller import HANGUP, READ, WRITE
 from .runner import DATA, END, ERRORS, FILE, FileSegment, Request, Run, cut_buffers
@@ -190,9 +192,9 @@ class Connection:
         finished = False
         for kind, payload in run.take_items():
             if kind == DATA:
-                out.extend(codec.send_data(request_id, payload))
+                out.extend(codec.send(ResponseData(request_id, payload)))
             elif kind == ERRORS:
-                out.extend(codec.send_chunks(ResponseErrorData(request_id, payload)))
+                out.extend(codec.send(ResponseErrorData(request_id, payload)))
             elif kind == FILE:
                 out.append(payload)
             elif kind == END:
@@ -283,12 +285,13 @@ class Connection:
                 # An error from the codec names its request itself (or none:
                 # the connection's fault); one from handling an event is that
                 # event's request's.
-                if exc.request_id is None and event is not None:
-                    exc.request_id = getattr(event, "request_id", None)
-                if isinstance(exc, SpoolError):
-                    self.request_failed(exc.request_id, exc.status_hint, exc.msg)
+                request_id = exc.request_id
+                if request_id is None and event is not None:
+                    request_id = getattr(event, "request_id", None)
+                if not exc.peer_fault:
+                    self.request_failed(request_id, exc.status_hint, exc.msg, exc=exc)
                 else:
-                    self.protocol_error(exc)
+                    self.protocol_error(exc, request_id)
                 return
             except ClientDisconnected:
                 raise
@@ -310,7 +313,7 @@ class Connection:
             # Input may still be on its way: the rest of a request the codec
             # refused (housekeeping replies), or bytes past a body (nginx with
             # request buffering off). Drain it rather than reset the peer.
-            self.close_soon(linger=bool(housekeeping) or getattr(codec, "discarded_bytes", 0) > 0)
+            self.close_soon(linger=bool(housekeeping) or codec.discarded_bytes > 0)
 
     def dispatch(self, event: Event | NeedData) -> None:
         """Handle an event other than RequestStarted and BodyEnd (``pump`` takes those)."""
@@ -330,7 +333,7 @@ class Connection:
             if aborted is not None:
                 aborted.body.discard()
                 log.info("request aborted by the web server: %s", request_label(aborted.environ))
-            self.send(self.codec.send_end(request_id, 1))
+            self.send(self.codec.send(ResponseEnd(request_id, 1)))
         elif kind is ConnectionClosed:
             self.close()
 
@@ -345,23 +348,14 @@ class Connection:
                 environ.setdefault(key, value)
         if event.role is not Role.RESPONDER:
             environ["FCGI_ROLE"] = event.role.name
-        request_id = event.request_id
-        try:
-            body = BodyBuffer(declared, config.limits)
-        except ProtocolError as exc:
-            exc.request_id = request_id
-            raise
-        self.requests[request_id] = Request(event, environ, body)
+        body = BodyBuffer(declared, config.limits)  # errors: the event's request's (pump)
+        self.requests[event.request_id] = Request(event, environ, body)
         self.head_since = 0.0
 
     # -- running the app ------------------------------------------------
     def ready(self, request: Request) -> None:
         environ = request.environ
-        try:
-            stream = request.body.finish()
-        except ProtocolError as exc:
-            exc.request_id = request.id
-            raise
+        stream = request.body.finish()  # errors: the event's request's (pump)
         attach_input(environ, stream, terminated=request.body.declared is None)
         if request.data is not None:
             environ["wsgiwire.fcgi_data"] = request.data.finish()
@@ -376,7 +370,7 @@ class Connection:
             self.requests.pop(request.id, None)
             stream.close()
             log.warning("overloaded: refused %s", request_label(environ))
-            self.send(loop.config.driver.overload_reply(self.codec, request.id))
+            self.send(refusal(self.codec, request.id))
             return
         self.run = run
 
@@ -416,7 +410,7 @@ class Connection:
             return
         ok = run.ok
         codec = self.codec
-        out.extend(codec.send_end(request.id, 0 if ok else 1))
+        out.extend(codec.send(ResponseEnd(request.id, 0 if ok else 1)))
         # A request without keep-alive was the connection's last: no more are read.
         self.last_done = codec.should_close
         if self.loop.stopping and not self.requests and codec.idle:
@@ -427,7 +421,7 @@ class Connection:
             # the close. The close follows in close_soon() below.
             _cork(self.sock)
         self.send(out)
-        if not ok and self.loop.config.driver.head_style is not HeadStyle.CGI:
+        if not ok and codec.head_style is not HeadStyle.CGI:
             # uwsgi/SCGI have no way to say "cut" but closing the connection.
             self.close_soon()
         elif self.loop.stopping and not self.requests and codec.idle:
@@ -437,17 +431,35 @@ class Connection:
 
     # -- errors ---------------------------------------------------------
     def request_failed(
-        self, request_id: int | None, status: int, why: str, *, logged: bool = False
+        self,
+        request_id: int | None,
+        status: int,
+        why: str,
+        *,
+        logged: bool = False,
+        exc: ProtocolError | None = None,
     ) -> None:
-        """Setting up a request failed on our side (spool full, a bug): answer it, close."""
+        """Setting up a request failed on our side (spool full, a bug): answer it, close.
+
+        ``exc``: our own error (not the peer's fault), logged with its traceback
+        unless it is a known shortage (``SpoolError``: a full disk is no bug).
+        """
         request = self.requests.get(request_id) if request_id is not None else None
         if not logged:
             label = request_label(request.environ) if request is not None else "a request"
-            log.error("%s from %s: %s; answered %d", label, peer_text(self.peer), why, status)
+            trace = exc if exc is not None and not isinstance(exc, SpoolError) else None
+            log.error("%s from %s: %s; answered %d", label, peer_text(self.peer), why, status,
+                      exc_info=trace)
         self.protocol_error(ProtocolError(why, status_hint=status, request_id=request_id),
-                            logged=True)
+                            request_id, logged=True)
 
-    def protocol_error(self, exc: ProtocolError, *, logged: bool = False) -> None:
+    def protocol_error(
+        self, exc: ProtocolError, request_id: int | None = None, *, logged: bool = False
+    ) -> None:
+        """The peer broke the protocol (``exc``; ``request_id`` when the error does not
+        name its request): log it as the peer's fault, answer what can be, close."""
+        if request_id is None:
+            request_id = exc.request_id
         if not logged:
             self.loop.note_malformed(exc)
             shown = self.last_bytes.decode("latin-1").encode("unicode_escape").decode("ascii")
@@ -459,13 +471,10 @@ class Connection:
                 shown,
                 "..." if len(self.last_bytes) >= _SHOWN_BYTES else "",
             )
-        request_id = exc.request_id
         out: list[OutItem] = []
         if request_id is not None and not self.closed:
             try:
-                out.extend(status_reply(
-                    self.codec, request_id, exc.status_hint, self.loop.config.driver.head_style
-                ))
+                out.extend(status_reply(self.codec, request_id, exc.status_hint))
             except ProtocolError:
                 pass
         request = self.requests.pop(request_id or 0, None)

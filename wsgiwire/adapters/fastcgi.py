@@ -20,14 +20,13 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..core.gateway import WSGIApp
-from ..core.response import HeadStyle
 from ..events import Role
 from ..limits import DEFAULT_LIMITS, Limits
-from ..protocols.fastcgi import FCGI_OVERLOADED, FastCGIConnection
+from ..protocols.fastcgi import FastCGIConnection
 from . import cgi
 from ._flupserver import FlupServerBase
 from .listeners import inherited_fd0
-from .runtime import Buffer, Codec, ServerConfig
+from .runtime import Codec, ServerConfig
 
 __all__ = [
     "FCGI_AUTHORIZER",
@@ -46,8 +45,9 @@ class FastCGIDriver:
     """FastCGI's hooks into the shared runtime."""
 
     name = "fastcgi"
-    head_style = HeadStyle.CGI
-    raw_body = False  # the body travels in FCGI_STDOUT records: no sendfile
+    head_style = FastCGIConnection.head_style
+    raw_body = FastCGIConnection.raw_body
+    one_request_per_connection = FastCGIConnection.one_request_per_connection
 
     def __init__(self, roles: Iterable[Role] = (Role.RESPONDER,)) -> None:
         self.roles = tuple(roles)
@@ -67,11 +67,6 @@ class FastCGIDriver:
             max_reqs=workers * max(1, config.threads),
             mpxs=False,
         )
-
-    def overload_reply(self, codec: Codec, request_id: int) -> list[Buffer]:
-        if not isinstance(codec, FastCGIConnection):
-            raise TypeError("FastCGIDriver drives FastCGIConnection codecs only")
-        return [codec.reject(request_id, FCGI_OVERLOADED)]
 
 
 class WSGIServer(FlupServerBase):

@@ -39,7 +39,7 @@ from ..core.body import BodyBuffer
 from ..core.gateway import ErrorStream, app_steps, call_app
 from ..core.response import Response
 from ..errors import ClientDisconnected
-from ..events import RequestStarted, ResponseErrorData
+from ..events import RequestStarted, ResponseData, ResponseErrorData
 from .base import Buffer, Codec
 
 if TYPE_CHECKING:
@@ -181,25 +181,23 @@ class Run:
         self.response = self._response()
 
     def _response(self) -> Response:
-        loop = self.loop
-        driver = loop.config.driver
         environ = self.request.environ
         request_id = self.request.id
         if self.threaded:
             out: Callable[[bytes], None] = self._post_data
         else:
-            send_data = self.codec.send_data
+            send = self.codec.send
             pending = self.pending
 
             def out(data: bytes) -> None:
-                pending.extend(send_data(request_id, data))
+                pending.extend(send(ResponseData(request_id, data)))
                 self.pending_bytes += len(data)
                 if self.pending_bytes >= SPILL_AT and self.write_now is not None:
                     self._relieve()
 
         self.out = out
 
-        if not driver.raw_body:
+        if not self.codec.raw_body:
             # wsgi.errors also goes to the web server's error log (FCGI_STDERR),
             # for as long as the request runs: a late write goes to the log only.
             environ["wsgi.errors"] = ErrorStream(self._errors)
@@ -211,7 +209,7 @@ class Run:
         return Response(
             out,
             method=environ["REQUEST_METHOD"],
-            style=driver.head_style,
+            style=self.codec.head_style,
             protocol=environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
             file_sender=sender,
         )
@@ -395,7 +393,7 @@ class Run:
         if self.threaded:
             self._post(ERRORS, data, len(data))
         else:
-            self.pending.extend(self.codec.send_chunks(ResponseErrorData(self.request.id, data)))
+            self.pending.extend(self.codec.send(ResponseErrorData(self.request.id, data)))
 
     def _send_file(self, filelike: IO[bytes], count: int) -> int:
         segment = file_segment(filelike, count)

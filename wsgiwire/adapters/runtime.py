@@ -2,7 +2,8 @@
 
 One connection loop serves FastCGI, SCGI and uwsgi alike:
 ``recv -> codec -> core -> app -> core -> codec -> send``. A protocol only
-supplies a :class:`ProtocolDriver` (which codec, which head style).
+supplies a :class:`ProtocolDriver` (its name and its codec; the codec owns the
+protocol's facts: head style, one request per connection, raw body).
 
 * ``base``: the contract: :class:`Codec`, :class:`ProtocolDriver`,
   :class:`ServerConfig`;
@@ -22,7 +23,7 @@ An idle kept-alive connection costs a socket and a codec, never a thread.
 
 from __future__ import annotations
 
-from .base import Buffer, Codec, OneShotDriver, ProtocolDriver, ServerConfig, status_reply
+from .base import Buffer, Codec, ProtocolDriver, ServerConfig, refusal, status_reply
 from .master import BOOT_FAILED, Server, drop_privileges
 from .scoreboard import Scoreboard
 from .worker import Worker
@@ -31,12 +32,12 @@ __all__ = [
     "BOOT_FAILED",
     "Buffer",
     "Codec",
-    "OneShotDriver",
     "ProtocolDriver",
     "Scoreboard",
     "Server",
     "ServerConfig",
     "Worker",
     "drop_privileges",
+    "refusal",
     "status_reply",
 ]

@@ -12,21 +12,22 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..core.gateway import WSGIApp
-from ..core.response import HeadStyle
 from ..limits import DEFAULT_LIMITS, Limits
 from ..middleware.mount import MountPrefix
 from ..protocols.scgi import SCGIConnection
 from ._flupserver import FlupServerBase
-from .runtime import Codec, OneShotDriver, ServerConfig
+from .runtime import Codec, ServerConfig
 
 __all__ = ["SCGIDriver", "WSGIServer"]
 
 
-class SCGIDriver(OneShotDriver):
+class SCGIDriver:
     """SCGI's hooks into the shared runtime."""
 
     name = "scgi"
-    head_style = HeadStyle.CGI
+    head_style = SCGIConnection.head_style
+    raw_body = SCGIConnection.raw_body
+    one_request_per_connection = SCGIConnection.one_request_per_connection
 
     def new_codec(self, config: ServerConfig) -> Codec:
         return SCGIConnection(config.limits)

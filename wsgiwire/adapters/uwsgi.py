@@ -14,20 +14,21 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..core.gateway import WSGIApp
-from ..core.response import HeadStyle
 from ..limits import DEFAULT_LIMITS, Limits
 from ..protocols.uwsgi import UWSGIConnection
 from ._flupserver import FlupServerBase
-from .runtime import Codec, OneShotDriver, ServerConfig
+from .runtime import Codec, ServerConfig
 
 __all__ = ["UWSGIDriver", "WSGIServer"]
 
 
-class UWSGIDriver(OneShotDriver):
+class UWSGIDriver:
     """uwsgi's hooks into the shared runtime."""
 
     name = "uwsgi"
-    head_style = HeadStyle.HTTP
+    head_style = UWSGIConnection.head_style
+    raw_body = UWSGIConnection.raw_body
+    one_request_per_connection = UWSGIConnection.one_request_per_connection
 
     def __init__(self, *, trust_uwsgi_scheme: bool = False) -> None:
         self.trust_uwsgi_scheme = trust_uwsgi_scheme

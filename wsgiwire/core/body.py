@@ -15,7 +15,7 @@ from __future__ import annotations
 import errno
 import io
 
-from ..errors import BadRequest, LimitExceeded, ProtocolError
+from ..errors import BadRequest, ProtocolError
 from ..limits import DEFAULT_LIMITS, Limits
 
 # typing and collections.abc cost a CGI start-up about 9 ms: annotations only.
@@ -57,16 +57,16 @@ class BodyBuffer:
     the body then ends where the protocol says it ends).
     """
 
-    __slots__ = ("_chunks", "_file", "_limit", "_spool_at", "declared", "received")
+    __slots__ = ("_chunks", "_file", "_limits", "_spool_at", "declared", "received")
 
     def __init__(self, declared: int | None, limits: Limits = DEFAULT_LIMITS) -> None:
-        if declared is not None and declared > limits.max_body_size:
-            raise LimitExceeded("max_body_size", declared, limits.max_body_size, status_hint=413)
+        if declared is not None:
+            limits.check_body_size(declared)
         self.declared = declared
         self.received = 0
         self._chunks: list[bytes] = []
         self._file: IO[bytes] | None = None
-        self._limit = limits.max_body_size
+        self._limits = limits
         self._spool_at = limits.spool_threshold
 
     def feed(self, data: bytes) -> None:
@@ -78,8 +78,7 @@ class BodyBuffer:
             raise BadRequest(
                 f"request body longer than CONTENT_LENGTH ({total} > {self.declared})"
             )
-        if total > self._limit:
-            raise LimitExceeded("max_body_size", total, self._limit, status_hint=413)
+        self._limits.check_body_size(total)
         self.received = total
         if self._file is not None:
             try:

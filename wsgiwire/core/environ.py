@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
     Environ = dict[str, Any]
 
-__all__ = ["EnvironBuilder", "decode_request_path", "split_script_name"]
+__all__ = ["EnvironBuilder", "decode_request_path", "host_name", "split_script_name"]
 
 log = lazy_logger("wsgiwire")
 
@@ -209,7 +209,7 @@ class EnvironBuilder:
         if "SERVER_PROTOCOL" not in env:
             env["SERVER_PROTOCOL"] = "HTTP/1.0"
         if "SERVER_NAME" not in env:
-            env["SERVER_NAME"] = _host_name(env.get("HTTP_HOST") or "localhost")
+            env["SERVER_NAME"] = host_name(env.get("HTTP_HOST") or "localhost")
         https = _is_https(env)
         if "SERVER_PORT" not in env:
             env["SERVER_PORT"] = "443" if https else "80"
@@ -241,7 +241,8 @@ def _merge(env: Environ, name: str, value: str) -> None:
     env[name] = f"{env[name]}{sep}{value}"
 
 
-def _host_name(host: str) -> str:
+def host_name(host: str) -> str:
+    """A Host value (``name``, ``name:port``, ``[v6]``, ``[v6]:port``) without its port."""
     if host.startswith("["):
         return host[: host.find("]") + 1] or host
     return host.split(":", 1)[0]

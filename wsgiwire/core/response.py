@@ -24,6 +24,7 @@ that the front-end supplies; it frames the bytes for its protocol.
 from __future__ import annotations
 
 from ..errors import ResponseHeaderError, StartResponseError
+from ..params import HeadStyle
 from .lazylog import lazy_logger
 
 # typing and collections.abc cost a CGI start-up about 9 ms: annotations only.
@@ -90,44 +91,6 @@ def request_label(environ: dict[str, Any]) -> str:
     return f"{label}?{query}" if query else label
 
 
-class HeadStyle:
-    """How the head goes out: ``HeadStyle.CGI`` (a ``Status: 200 OK`` header: CGI,
-    FastCGI, SCGI) or ``HeadStyle.HTTP`` (an ``HTTP/1.1 200 OK`` status line: uwsgi).
-    Two instances, compared by identity (a plain class: ``enum`` costs a CGI start-up)."""
-
-    __slots__ = ("value",)
-
-    CGI: HeadStyle
-    HTTP: HeadStyle
-
-    def __init__(self, value: str) -> None:
-        self.value = value
-
-    def __repr__(self) -> str:
-        return f"HeadStyle.{self.value.upper()}"
-
-
-HeadStyle.CGI = HeadStyle("cgi")
-HeadStyle.HTTP = HeadStyle("http")
-
-
-# Statuses and header names already found valid, kept so the checks run once
-# per distinct string rather than once per request (bounded: an app inventing
-# names cannot grow them without limit; past the bound every check still runs).
-_KNOWN_STATUS: dict[str, int] = {}
-_KNOWN_NAMES: dict[str, bool] = {}  # name -> is it Content-Length?
-_KNOWN_MAX = 512
-# Whole header pairs already found valid -> (their rendered line, the length if
-# the pair is a Content-Length). Most responses repeat their headers exactly, so
-# this spares the value check and the rendering; values that vary (lengths,
-# cookies) only churn it: it is emptied when full, so it stays bounded (about
-# 1 MiB at most, long values are not kept) and every pair still costs O(1)
-# amortized.
-_KNOWN_PAIRS: dict[tuple[str, str], tuple[str, int | None]] = {}
-_KNOWN_PAIRS_MAX = 1024
-_KNOWN_PAIR_VALUE_MAX = 512
-
-
 def validate_status(status: object) -> str:
     if type(status) is not str:
         raise ResponseHeaderError(f"status must be a native str, not {type(status).__name__}")
@@ -161,19 +124,9 @@ def _check_headers(headers: object) -> tuple[int | None, str]:
             f"response_headers must be a list, not {type(headers).__name__}"
         )
     content_length: int | None = None
-    known = _KNOWN_PAIRS
     lines = ""
     for item in headers:
-        entry = None
-        # The exact types first: a tuple subclass or a str subclass equal to a
-        # known pair must be refused as always, not taken for that pair.
-        if type(item) is tuple and len(item) == 2:
-            name, value = item
-            if type(name) is str and type(value) is str:
-                entry = known.get(item)
-        if entry is None:
-            entry = _check_pair(item)
-        line, length = entry
+        line, length = _check_pair(item)
         if length is not None:
             if content_length is not None and length != content_length:
                 # The web server would have to guess which one frames the body.
@@ -186,15 +139,13 @@ def _check_headers(headers: object) -> tuple[int | None, str]:
 
 
 def _check_pair(item: object) -> tuple[str, int | None]:
-    """Check one header pair not seen before: its line, and its value if a Content-Length."""
+    """Check one header pair: its line, and its value if a Content-Length."""
     if type(item) is not tuple or len(item) != 2:
         raise ResponseHeaderError(f"each header must be a (name, value) tuple: {item!r}")
     name, value = item
     if type(name) is not str or type(value) is not str:
         raise ResponseHeaderError(f"header name and value must be native str: {item!r}")
-    is_length = _KNOWN_NAMES.get(name)
-    if is_length is None:
-        is_length = _check_name(name)
+    is_length = _check_name(name)
     if "\r" in value or "\n" in value or "\x00" in value:
         raise ResponseHeaderError(f"CR, LF or NUL in the value of header {name!r}")
     if not value.isascii() and max(value) > "\xff":
@@ -204,25 +155,17 @@ def _check_pair(item: object) -> tuple[str, int | None]:
         if not (0 < len(value) <= 19 and value.isascii() and value.isdigit()):
             raise ResponseHeaderError(f"invalid Content-Length {value[:40]!r}")
         length = int(value)
-    entry = (f"{name}: {value}\r\n", length)
-    if len(value) <= _KNOWN_PAIR_VALUE_MAX:
-        if len(_KNOWN_PAIRS) >= _KNOWN_PAIRS_MAX:
-            _KNOWN_PAIRS.clear()
-        _KNOWN_PAIRS[(name, value)] = entry
-    return entry
+    return f"{name}: {value}\r\n", length
 
 
 def _check_name(name: str) -> bool:
-    """Check a header name not seen before; True if it is Content-Length."""
+    """Check a header name; True if it is Content-Length."""
     if not name or not _TOKEN_CHARS.issuperset(name):
         raise ResponseHeaderError(f"invalid header name {name[:80]!r}")
     lower = name.lower()
     if lower in _REFUSED_HEADERS:
         raise ResponseHeaderError(f"header {name!r} is hop-by-hop or reserved; not allowed")
-    is_length = lower == "content-length"
-    if len(_KNOWN_NAMES) < _KNOWN_MAX:
-        _KNOWN_NAMES[name] = is_length
-    return is_length
+    return lower == "content-length"
 
 
 class Response:
@@ -298,12 +241,8 @@ class Response:
                 exc_info = None  # break the frame cycle, as PEP 3333 advises
         elif self.status is not None:
             raise StartResponseError("start_response called a second time without exc_info")
-        code = _KNOWN_STATUS.get(status) if type(status) is str else None
-        if code is None:
-            status = validate_status(status)
-            code = int(status[:3])
-            if len(_KNOWN_STATUS) < _KNOWN_MAX:
-                _KNOWN_STATUS[status] = code
+        status = validate_status(status)
+        code = int(status[:3])
         content_length, lines = _check_headers(headers)
         self.status = status
         self.headers = headers

@@ -30,7 +30,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
-from ..core.environ import decode_request_path
+from ..core.environ import decode_request_path, host_name
 from ..core.gateway import StartResponse, WSGIApp
 from .mount import Environ, keep_originals, normalise_prefix
 
@@ -108,12 +108,6 @@ def _prefix(value: str) -> str | None:
     if _has_controls(path) or any(s in (".", "..") for s in path.split("/")):
         return None
     return normalise_prefix(path)
-
-
-def _strip_port(host: str) -> str:
-    if host.startswith("["):
-        return host[: host.find("]") + 1] or host
-    return host.rsplit(":", 1)[0] if ":" in host else host
 
 
 class TrustedProxy:
@@ -199,7 +193,7 @@ class TrustedProxy:
         if value is not None and _is_port(value):
             current = get("HTTP_HOST")
             if isinstance(current, str) and current:
-                self._set(environ, "HTTP_HOST", f"{_strip_port(current)}:{value}")
+                self._set(environ, "HTTP_HOST", f"{host_name(current)}:{value}")
             self._set(environ, "SERVER_PORT", value)
 
         value = _trusted(self.x_prefix, get("HTTP_X_FORWARDED_PREFIX"))

@@ -8,7 +8,7 @@ count, name and value limits to decoded pairs.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import ClassVar, Final
 
 from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from ..events import (
@@ -20,6 +20,7 @@ from ..events import (
     NeedData,
     OutEvent,
     Params,
+    RequestRefused,
     RequestStarted,
     ResponseData,
     ResponseEnd,
@@ -27,6 +28,7 @@ from ..events import (
     Role,
 )
 from ..limits import DEFAULT_LIMITS, Limits
+from ..params import HeadStyle
 
 __all__ = ["OneShotConnection", "check_pair_limits", "shown"]
 
@@ -88,6 +90,10 @@ class OneShotConnection:
     the connection in an ERROR state: every later call raises again and
     ``should_close`` is true, but :meth:`send` still works, so the front-end
     can write the error reply (400, 413, 431, 501) before it closes.
+
+    :meth:`send` turns every outbound event into the buffers to write; the
+    protocol facts the runtime needs are the class constants ``head_style``,
+    ``one_request_per_connection`` and ``raw_body``.
     """
 
     __slots__ = (
@@ -106,6 +112,10 @@ class OneShotConnection:
     )
 
     protocol_name = "?"
+    # Protocol facts the runtime reads (the same for every connection).
+    head_style: ClassVar[HeadStyle] = HeadStyle.CGI  # uwsgi: HeadStyle.HTTP
+    one_request_per_connection: ClassVar[bool] = True  # the response ends with the connection
+    raw_body: ClassVar[bool] = True  # the body is raw on the socket: files go out by sendfile
 
     def __init__(self, limits: Limits = DEFAULT_LIMITS) -> None:
         self._limits = limits
@@ -171,11 +181,7 @@ class OneShotConnection:
         """
         error = self._error
         if error is not None:
-            raise RemoteProtocolError(
-                f"connection is in ERROR state after: {error.msg}",
-                status_hint=error.status_hint,
-                request_id=0,
-            )
+            raise error.again()
         events = self._events
         if events:
             return events.pop(0)
@@ -189,20 +195,22 @@ class OneShotConnection:
                         return ConnectionClosed()
                     raise RemoteProtocolError(
                         f"connection closed in the middle of the {self.protocol_name} "
-                        f"request head ({self._head_progress()})"
+                        f"request head ({self._head_progress()})",
+                        request_id=0,
                     )
                 return NEED_DATA
             if self._eof:
                 if state == _BODY:
                     raise RemoteProtocolError(
                         f"connection closed after {self._body_received} of "
-                        f"{self._declared} body bytes"
+                        f"{self._declared} body bytes",
+                        request_id=0,
                     )
                 return ConnectionClosed()
             return NEED_DATA
         except RemoteProtocolError as exc:
-            # Every error here belongs to the one request of the connection.
-            exc.request_id = 0
+            # Every error here belongs to the one request of the connection
+            # (request_id 0, set where it was raised).
             self._error = exc.detached()
             raise
 
@@ -220,11 +228,7 @@ class OneShotConnection:
         self, params: Params, content_length: int, script_name_in_path_info: bool, head_size: int
     ) -> None:
         """Queue ``RequestStarted``; what was received past the ``head_size`` bytes is body."""
-        limits = self._limits
-        if content_length > limits.max_body_size:
-            raise LimitExceeded(
-                "max_body_size", content_length, limits.max_body_size, status_hint=413, request_id=0
-            )
+        self._limits.check_body_size(content_length, 0)
         self._events.append(
             RequestStarted(0, params, False, Role.RESPONDER, script_name_in_path_info)
         )
@@ -259,63 +263,46 @@ class OneShotConnection:
 
     # --- Outbound --------------------------------------------------------------
 
-    def send(self, event: OutEvent) -> bytes:
-        """The bytes to write for one response event.
+    def send(self, event: OutEvent) -> list[bytes | memoryview]:
+        """The buffers to write for one outbound event (for ``socket.sendmsg``, no copy).
 
-        * ``ResponseData``: the data itself, untouched (the core rendered the head);
-        * ``ResponseErrorData``: ``b""`` (these protocols have no error channel;
+        * ``ResponseData``: the data itself, untouched (the core rendered the
+          head in this codec's ``head_style``): ``[data]`` (a ``bytearray`` or a
+          multi-byte-format ``memoryview`` as a flat byte ``memoryview`` of it),
+          or ``[]`` for empty data;
+        * ``ResponseErrorData``: ``[]`` (these protocols have no error channel;
           the front-end logs it);
-        * ``ResponseEnd``: ``b""``; the response is complete, ``should_close``
-          becomes true (closing the connection is how the response ends).
+        * ``ResponseEnd``: ``[]``; the response is complete, ``should_close``
+          becomes true (closing the connection is how the response ends);
+        * ``RequestRefused``: its ``reply`` (the page the core rendered), and
+          the response is complete, as after ``ResponseEnd``.
 
         Raises ``LocalProtocolError`` for a request id other than 0, before
         the request started (unless the connection is in ERROR state and the
-        error reply is being written), or after ``ResponseEnd``.
+        error reply is being written), or after the response ended.
         """
-        chunks = self.send_chunks(event)
-        if not chunks:
-            return b""
-        chunk = chunks[0]
-        return chunk if type(chunk) is bytes else bytes(chunk)
-
-    def send_chunks(self, event: OutEvent) -> list[bytes | memoryview]:
-        """Like :meth:`send`, as a list of buffers for ``socket.sendmsg`` (no copy).
-
-        ``ResponseData`` gives ``[data]`` (a ``bytearray`` or a
-        multi-byte-format ``memoryview`` as a flat byte ``memoryview`` of it),
-        or ``[]`` for empty data.
-        """
-        kind = type(event)
-        if kind is ResponseData:
-            return self.send_data(event.request_id, event.data)  # type: ignore[union-attr]
-        if kind is ResponseEnd:
-            return self.send_end(event.request_id, event.app_status)  # type: ignore[union-attr]
         self._check_sending(event.request_id)
-        if kind is ResponseErrorData:
+        if isinstance(event, ResponseData):
+            data = event.data
+            if isinstance(data, bytes):
+                return [data] if data else []
+            view = memoryview(data)
+            if not view.nbytes:
+                return []
+            if not view.c_contiguous:
+                return [view.tobytes()]
+            if view.ndim != 1 or view.itemsize != 1:
+                view = view.cast("B")
+            return [view]
+        if isinstance(event, ResponseEnd):
+            self._ended = True
             return []
+        if isinstance(event, ResponseErrorData):
+            return []
+        if isinstance(event, RequestRefused):
+            self._ended = True
+            return [event.reply] if event.reply else []
         raise LocalProtocolError(f"cannot send {event!r} over {self.protocol_name}")
-
-    def send_data(
-        self, request_id: int, data: bytes | bytearray | memoryview
-    ) -> list[bytes | memoryview]:
-        """``send_chunks(ResponseData(request_id, data))``, without making the event."""
-        self._check_sending(request_id)
-        if type(data) is bytes:
-            return [data] if data else []
-        view = memoryview(data)
-        if not view.nbytes:
-            return []
-        if not view.c_contiguous:
-            return [view.tobytes()]
-        if view.ndim != 1 or view.itemsize != 1:
-            view = view.cast("B")
-        return [view]
-
-    def send_end(self, request_id: int, app_status: int = 0) -> list[bytes | memoryview]:
-        """``send_chunks(ResponseEnd(request_id, app_status))``: nothing to write."""
-        self._check_sending(request_id)
-        self._ended = True
-        return []
 
     def _check_sending(self, request_id: int) -> None:
         if request_id != 0:

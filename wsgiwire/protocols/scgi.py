@@ -71,6 +71,7 @@ CONTENT_LENGTH, EOF, the ERROR state, pass-through output) lives in
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 from ..errors import LimitExceeded, RemoteProtocolError
@@ -81,7 +82,7 @@ from ..limits import DEFAULT_LIMITS, Limits
 from ..params import parse_content_length
 from ._oneshot import OneShotConnection, check_pair_limits, shown
 
-__all__ = ["SCGIConnection"]
+__all__ = ["SCGIConnection", "encode_request"]
 
 _COLON: Final = 0x3A
 _COMMA: Final = 0x2C
@@ -134,13 +135,15 @@ class SCGIConnection(OneShotConnection):
                     if not _ZERO <= byte <= _NINE:
                         raise RemoteProtocolError(
                             "SCGI netstring length must be ASCII digits followed by ':', "
-                            f"got {shown(data[: pos + 1])!r}"
+                            f"got {shown(data[: pos + 1])!r}",
+                            request_id=0,
                         )
                     digits = pos + 1
                     if digits == 2 and data[0] == _ZERO:
                         raise RemoteProtocolError(
                             "SCGI netstring length has a leading zero "
-                            f"({shown(data[: pos + 1])!r}...)"
+                            f"({shown(data[: pos + 1])!r}...)",
+                            request_id=0,
                         )
                     if digits > max_digits:
                         # At least this big: there is no leading zero.
@@ -156,7 +159,7 @@ class SCGIConnection(OneShotConnection):
                     self._scanned = pos
                     return False
             if pos == 0:
-                raise RemoteProtocolError("SCGI netstring has no length before ':'")
+                raise RemoteProtocolError("SCGI netstring has no length before ':'", request_id=0)
             block_len = int(data[:pos])
             if block_len > limits.max_params_bytes:
                 raise LimitExceeded(
@@ -175,7 +178,8 @@ class SCGIConnection(OneShotConnection):
         if data[total - 1] != _COMMA:
             raise RemoteProtocolError(
                 f"SCGI header netstring of {block_len} bytes is not followed by ',' "
-                f"(got {shown(data[total - 1 : total])!r})"
+                f"(got {shown(data[total - 1 : total])!r})",
+                request_id=0,
             )
         params, content_length = _decode_headers(data[prefix : prefix + block_len], limits)
         self._start(params, content_length, False, total)
@@ -185,40 +189,60 @@ class SCGIConnection(OneShotConnection):
 def _decode_headers(block: bytes | bytearray, limits: Limits) -> tuple[Params, int]:
     """The SCGI header block as ``(params, CONTENT_LENGTH)``, checked."""
     if not block:
-        raise RemoteProtocolError("SCGI header block is empty: CONTENT_LENGTH is required")
+        raise RemoteProtocolError(
+            "SCGI header block is empty: CONTENT_LENGTH is required",
+            request_id=0,
+        )
     if block[-1]:
-        raise RemoteProtocolError("SCGI header block does not end with NUL")
+        raise RemoteProtocolError("SCGI header block does not end with NUL", request_id=0)
     # Decoded once, split in C: names and values are latin-1 native strings.
     items = block.decode("latin-1").split("\0")
     items.pop()  # after the final NUL
     if len(items) & 1:
         raise RemoteProtocolError(
-            "SCGI header block holds an odd number of strings (a name without a value)"
+            "SCGI header block holds an odd number of strings (a name without a value)",
+            request_id=0,
         )
     names = items[0::2]
     values = items[1::2]
     params = list(zip(names, values, strict=False))  # equal lengths: checked above
     check_pair_limits(params, names, limits, len(block))
     if "" in names:
-        raise RemoteProtocolError("SCGI header with an empty name")
+        raise RemoteProtocolError("SCGI header with an empty name", request_id=0)
     if names[0] != _CONTENT_LENGTH:
         if _CONTENT_LENGTH in names:
             raise RemoteProtocolError(
                 f"SCGI CONTENT_LENGTH must be the first header, not number "
-                f"{names.index(_CONTENT_LENGTH) + 1}"
+                f"{names.index(_CONTENT_LENGTH) + 1}",
+                request_id=0,
             )
-        raise RemoteProtocolError("SCGI request has no CONTENT_LENGTH header")
+        raise RemoteProtocolError("SCGI request has no CONTENT_LENGTH header", request_id=0)
     if names.count(_CONTENT_LENGTH) > 1:
-        raise RemoteProtocolError("SCGI CONTENT_LENGTH header is repeated")
-    content_length = parse_content_length(values[0])
+        raise RemoteProtocolError("SCGI CONTENT_LENGTH header is repeated", request_id=0)
+    content_length = parse_content_length(values[0], 0)
     if content_length is None:
-        raise RemoteProtocolError("SCGI CONTENT_LENGTH is empty (it must be digits, even '0')")
+        raise RemoteProtocolError(
+            "SCGI CONTENT_LENGTH is empty (it must be digits, even '0')",
+            request_id=0,
+        )
     scgi_count = names.count(_SCGI)
     if scgi_count != 1:
         raise RemoteProtocolError(
-            "SCGI request has no 'SCGI' header" if not scgi_count else "SCGI header is repeated"
+            "SCGI request has no 'SCGI' header" if not scgi_count else "SCGI header is repeated",
+            request_id=0,
         )
     version = values[names.index(_SCGI)]
     if version != "1":
-        raise RemoteProtocolError(f"SCGI header must be '1', not {shown(version)!r}")
+        raise RemoteProtocolError(f"SCGI header must be '1', not {shown(version)!r}", request_id=0)
     return params, content_length
+
+
+# --- The web server's side ------------------------------------------------------
+
+
+def encode_request(params: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """An SCGI request head, as a web server sends it: the netstring of
+    NUL-terminated names and values (``params`` must start with CONTENT_LENGTH
+    and hold ``SCGI`` = ``1``; not checked, so that tests can send anything)."""
+    block = b"".join(name + b"\0" + value + b"\0" for name, value in params)
+    return str(len(block)).encode("ascii") + b":" + block + b","

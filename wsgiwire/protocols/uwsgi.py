@@ -69,13 +69,14 @@ Where the documentation is silent or loose, this codec decides as follows:
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable
 from operator import itemgetter
-from typing import Final
+from typing import ClassVar, Final
 
-from ..errors import LimitExceeded, RemoteProtocolError
+from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
 from ..events import Params
 from ..limits import DEFAULT_LIMITS, Limits
-from ..params import parse_content_length
+from ..params import HeadStyle, parse_content_length
 from ._oneshot import OneShotConnection, check_pair_limits
 
 __all__ = [
@@ -83,6 +84,7 @@ __all__ = [
     "MODIFIER1_MANAGE_PATH_INFO",
     "MAX_DATASIZE",
     "UWSGIConnection",
+    "encode_request",
 ]
 
 MODIFIER1_WSGI: Final = 0
@@ -123,6 +125,7 @@ class UWSGIConnection(OneShotConnection):
     __slots__ = ("_datasize", "_modifier1", "_trust_scheme")
 
     protocol_name = "uwsgi"
+    head_style: ClassVar[HeadStyle] = HeadStyle.HTTP  # an "HTTP/1.1 200 OK" status line
 
     def __init__(
         self, limits: Limits = DEFAULT_LIMITS, *, trust_uwsgi_scheme: bool = False
@@ -209,7 +212,10 @@ def _decode_vars(
         raise _diagnose(bytes(block))
     names = list(map(_first, pairs))
     if "" in names:
-        raise RemoteProtocolError(f"uwsgi variable number {names.index('') + 1} has an empty key")
+        raise RemoteProtocolError(
+            f"uwsgi variable number {names.index('') + 1} has an empty key",
+            request_id=0,
+        )
     check_pair_limits(pairs, names, limits, end)
 
     content_length: int | None = None
@@ -222,9 +228,10 @@ def _decode_vars(
                 if name == _CONTENT_LENGTH and other != raw:
                     raise RemoteProtocolError(
                         "uwsgi CONTENT_LENGTH is repeated with different values "
-                        f"({raw[:20]!r}, {other[:20]!r})"
+                        f"({raw[:20]!r}, {other[:20]!r})",
+                        request_id=0,
                     )
-        content_length = parse_content_length(raw)
+        content_length = parse_content_length(raw, 0)
 
     if _MAGIC_PREFIX_BYTES not in block:
         # The common case: no magic variable can be present (checked in C).
@@ -252,7 +259,9 @@ def _diagnose(block: bytes) -> RemoteProtocolError:
     while pos < end:
         if pos + 2 > end:
             return RemoteProtocolError(
-                f"uwsgi vars block ends with {end - pos} stray byte(s) where a key length should be"
+                f"uwsgi vars block ends with {end - pos} stray byte(s) where a key length "
+                "should be",
+                request_id=0,
             )
         key_start = pos + 2
         key_end = key_start + block[pos] + (block[pos + 1] << 8)
@@ -260,14 +269,40 @@ def _diagnose(block: bytes) -> RemoteProtocolError:
         if key_end + 2 > end:
             return RemoteProtocolError(
                 f"uwsgi variable number {number} (key {key!r}) runs past the end of the vars "
-                "block or has no value length"
+                "block or has no value length",
+                request_id=0,
             )
         value_end = key_end + 2 + block[key_end] + (block[key_end + 1] << 8)
         if value_end > end:
             return RemoteProtocolError(
                 f"value of uwsgi key {key!r} runs {value_end - end} byte(s) past the end of "
-                "the vars block"
+                "the vars block",
+                request_id=0,
             )
         pos = value_end
         number += 1
     raise AssertionError("_diagnose called on a well-formed vars block")  # pragma: no cover
+
+
+# --- The web server's side ------------------------------------------------------
+
+_U16: Final = struct.Struct("<H")
+
+
+def encode_request(
+    params: Iterable[tuple[bytes, bytes]], modifier1: int = MODIFIER1_WSGI, modifier2: int = 0
+) -> bytes:
+    """A uwsgi request head, as a web server sends it: the 4-byte header and the
+    vars block. A key, value or block longer than its u16 length field is a
+    ``LocalProtocolError``."""
+    parts: list[bytes] = []
+    for name, value in params:
+        if len(name) > MAX_DATASIZE or len(value) > MAX_DATASIZE:
+            raise LocalProtocolError(
+                f"uwsgi variable {name[:40]!r} is longer than {MAX_DATASIZE} bytes"
+            )
+        parts.append(_U16.pack(len(name)) + name + _U16.pack(len(value)) + value)
+    block = b"".join(parts)
+    if len(block) > MAX_DATASIZE:
+        raise LocalProtocolError(f"uwsgi vars block of {len(block)} bytes exceeds {MAX_DATASIZE}")
+    return _HEADER.pack(modifier1, len(block), modifier2) + block
