@@ -174,17 +174,28 @@ def test_ten_sighups_in_two_seconds_lose_nothing_and_end_with_the_newest_generat
 # A reload with broken code
 
 
-def test_a_reload_with_a_syntax_error_keeps_the_old_code_serving_until_it_is_fixed(
-    stage: Stage, tmp_path: Path
-) -> None:
+def editable_app(stage: Stage, tmp_path: Path) -> tuple[Path, str]:
+    """A copy of ``ops_versioned.py`` the test may break and mend; (path, its text)."""
     workdir = tmp_path / "app"
     workdir.mkdir()
     module = workdir / "ops_versioned.py"
     shutil.copyfile(stage.root / "ops_versioned.py", module)
-    good = module.read_text()
-    options = ("--workers", "2")
-    with ops_backend(stage, tmp_path, options, app="ops_versioned",
-                     stage_for_cwd=Stage(workdir, stage.python)) as backend, \
+    return module, module.read_text()
+
+
+def versioned_backend(
+    stage: Stage, tmp_path: Path, module: Path, *options: str
+) -> contextlib.AbstractContextManager[OpsBackend]:
+    """``ops_backend`` serving ``module`` from its own directory (a reload re-reads it)."""
+    return ops_backend(stage, tmp_path, options, app="ops_versioned",
+                       stage_for_cwd=Stage(module.parent, stage.python))
+
+
+def test_a_reload_with_a_syntax_error_keeps_the_old_code_serving_until_it_is_fixed(
+    stage: Stage, tmp_path: Path
+) -> None:
+    module, good = editable_app(stage, tmp_path)
+    with versioned_backend(stage, tmp_path, module, "--workers", "2") as backend, \
             nginx_in_front(backend) as nginx:
         first = backend.worker_pids()
         with load(nginx.port, "/v1/a,/v1/b") as result:
@@ -218,14 +229,9 @@ def test_a_reload_with_a_syntax_error_keeps_the_old_code_serving_until_it_is_fix
 def test_a_reload_that_hangs_at_import_times_out_and_the_old_code_serves(
     stage: Stage, tmp_path: Path
 ) -> None:
-    workdir = tmp_path / "app"
-    workdir.mkdir()
-    module = workdir / "ops_versioned.py"
-    shutil.copyfile(stage.root / "ops_versioned.py", module)
-    good = module.read_text()
-    options = ("--workers", "2", "--boot-timeout", "1")
-    with ops_backend(stage, tmp_path, options, app="ops_versioned",
-                     stage_for_cwd=Stage(workdir, stage.python)) as backend, \
+    module, good = editable_app(stage, tmp_path)
+    with versioned_backend(stage, tmp_path, module, "--workers", "2",
+                           "--boot-timeout", "1") as backend, \
             nginx_in_front(backend) as nginx:
         first = backend.worker_pids()
         with load(nginx.port, "/v1/a,/v1/b") as result:
