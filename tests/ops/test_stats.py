@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import sys
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -12,7 +15,7 @@ from wsgiwire.adapters.fastcgi import FastCGIDriver
 from wsgiwire.adapters.master import Child
 from wsgiwire.adapters.runtime import Server, ServerConfig
 from wsgiwire.adapters.scoreboard import ACCEPTING, DURATION_BUCKETS
-from wsgiwire.adapters.stats import _answer, metrics_text, status
+from wsgiwire.adapters.stats import _answer, _listen_queue, metrics_text, status
 from wsgiwire.errors import BadRequest, LimitExceeded
 
 
@@ -121,3 +124,42 @@ def test_the_listener_answers_raw_http_metrics_and_refuses_the_rest(server: Serv
     assert _answer(server, b"HEAD / HTTP/1.1\r\n\r\n").endswith(b"\r\n\r\n")
     assert _answer(server, b"GET /nope HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.0 404")
     assert _answer(server, b"POST / HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.0 405")
+
+
+@pytest.mark.parametrize("family", ["tcp", "unix"])
+def test_the_listen_queue_counts_connections_not_yet_accepted(
+    family: str, tmp_path: Path
+) -> None:
+    """The status page's ``listen_queue`` and each socket's ``queue``/``max_queue``:
+    TCP through tcp_info, unix sockets through sock_diag (what ``ss -l`` shows)."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the kernel reports accept queues only on Linux")
+    if family == "tcp":
+        listener = socket.socket(socket.AF_INET)
+        listener.bind(("127.0.0.1", 0))
+        address: object = listener.getsockname()
+        kind = socket.AF_INET
+    else:
+        listener = socket.socket(socket.AF_UNIX)
+        address = str(tmp_path / "queue.sock")
+        listener.bind(address)
+        kind = socket.AF_UNIX
+    clients: list[socket.socket] = []
+    with listener:
+        listener.listen(7)
+        assert _listen_queue(listener) == (0, 7)
+        try:
+            for _ in range(3):
+                client = socket.socket(kind)
+                clients.append(client)
+                client.connect(address)
+            config = ServerConfig(app=app, driver=FastCGIDriver(), listeners=[listener])
+            page = status(Server(config))
+            assert page["listen_queue"] == 3
+            assert [(s["queue"], s["max_queue"]) for s in page["sockets"]] == [(3, 7)]
+            accepted, _ = listener.accept()
+            accepted.close()
+            assert _listen_queue(listener) == (2, 7)
+        finally:
+            for client in clients:
+                client.close()

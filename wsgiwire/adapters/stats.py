@@ -103,16 +103,31 @@ def _memory(pid: int) -> tuple[int, int]:
 _TCP_INFO = getattr(socket, "TCP_INFO", 11)
 _TCP_LISTEN = 10
 
+# Linux's sock_diag netlink interface (linux/sock_diag.h, linux/unix_diag.h): the one
+# place the kernel reports a unix listener's accept queue (what ``ss -xl`` shows).
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLM_F_REQUEST = 1
+_UDIAG_SHOW_RQLEN = 0x10
+_UNIX_DIAG_RQLEN = 4
+_NO_COOKIE = 0xFFFFFFFF
+_NLMSG_HEADER = struct.Struct("=IHHII")  # length, type, flags, sequence, port id
+_UNIX_DIAG_REQ = struct.Struct("=BBHIIIII")  # family, protocol, pad, states, inode, show, cookie
+_UNIX_DIAG_MSG_SIZE = 16  # family, type, state, pad, inode, cookie[2]
+
 
 def _listen_queue(sock: socket.socket) -> tuple[int, int]:
-    """(connections waiting, backlog) of a listening TCP socket on Linux; (0, 0) otherwise.
+    """(connections waiting, backlog) of a listening socket on Linux; (0, 0) otherwise."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        return _tcp_listen_queue(sock)
+    if sock.family == socket.AF_UNIX:
+        return _unix_listen_queue(sock)
+    return 0, 0
 
-    For a listener, Linux's tcp_info reports the accept queue's length in
-    ``tcpi_unacked`` and its limit in ``tcpi_sacked``. Unix sockets are not
-    asked (the kernel tells that only over netlink).
-    """
-    if sock.family not in (socket.AF_INET, socket.AF_INET6):
-        return 0, 0
+
+def _tcp_listen_queue(sock: socket.socket) -> tuple[int, int]:
+    """For a TCP listener, Linux's tcp_info reports the accept queue's length in
+    ``tcpi_unacked`` and its limit in ``tcpi_sacked``."""
     try:
         info = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO, 32)
     except OSError:
@@ -121,6 +136,46 @@ def _listen_queue(sock: socket.socket) -> tuple[int, int]:
         return 0, 0
     unacked, sacked = struct.unpack_from("=II", info, 24)
     return unacked, sacked
+
+
+def _unix_listen_queue(sock: socket.socket) -> tuple[int, int]:
+    """For a unix listener, one sock_diag request by the socket's inode: the
+    UNIX_DIAG_RQLEN attribute holds the accept queue's length and its limit.
+
+    Any failure (not Linux, no netlink in a sandbox, an answer of another shape)
+    reads as (0, 0): the status page never fails for want of this figure.
+    """
+    netlink = getattr(socket, "AF_NETLINK", None)
+    if netlink is None:
+        return 0, 0
+    try:
+        inode = os.fstat(sock.fileno()).st_ino
+        body = _UNIX_DIAG_REQ.pack(
+            socket.AF_UNIX, 0, 0, 0, inode, _UDIAG_SHOW_RQLEN, _NO_COOKIE, _NO_COOKIE)
+        header = _NLMSG_HEADER.pack(
+            _NLMSG_HEADER.size + len(body), _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST, 1, 0)
+        with socket.socket(netlink, socket.SOCK_DGRAM, _NETLINK_SOCK_DIAG) as diag:
+            diag.settimeout(1.0)
+            diag.send(header + body)
+            answer = diag.recv(8192)
+    except OSError:
+        return 0, 0
+    if len(answer) < _NLMSG_HEADER.size:
+        return 0, 0
+    length, kind = _NLMSG_HEADER.unpack_from(answer)[:2]
+    if kind != _SOCK_DIAG_BY_FAMILY:  # an NLMSG_ERROR, or an answer of another shape
+        return 0, 0
+    end = min(length, len(answer))
+    offset = _NLMSG_HEADER.size + _UNIX_DIAG_MSG_SIZE
+    while offset + 4 <= end:
+        size, attribute = struct.unpack_from("=HH", answer, offset)
+        if size < 4:
+            break
+        if attribute == _UNIX_DIAG_RQLEN and offset + 12 <= end:
+            waiting, backlog = struct.unpack_from("=II", answer, offset + 4)
+            return waiting, backlog
+        offset += (size + 3) & ~3
+    return 0, 0
 
 
 def _generation(server: Server, pid: int) -> int | None:
