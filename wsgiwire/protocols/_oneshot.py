@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Final
 
-from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
+from ..errors import LocalProtocolError, RemoteProtocolError
 from ..events import (
     NEED_DATA,
     BodyData,
@@ -47,29 +47,18 @@ def shown(data: bytes | bytearray | str) -> str:
 
 
 def check_pair_limits(pairs: Params, names: list[str], limits: Limits, block_size: int) -> None:
-    """Apply the count, name and value limits to decoded pairs (all 431).
+    """Apply the count, name and value limits (``Limits.check_*``) to decoded pairs.
 
     ``block_size`` is the size of the block they were decoded from: a limit
     it does not exceed cannot be hit by any one name or value, which spares
-    the checks for every ordinary request. Otherwise they run over whole
-    lists in C (``max(map(len, ...))``).
+    measuring them for every ordinary request. Otherwise the longest is
+    found in C (``max(map(len, ...))``) and checked.
     """
-    if len(pairs) > limits.max_param_count:
-        raise LimitExceeded(
-            "max_param_count", len(pairs), limits.max_param_count, status_hint=431, request_id=0
-        )
+    limits.check_param_count(len(pairs), 0)
     if block_size > limits.max_name_length:
-        longest = max(map(len, names), default=0)
-        if longest > limits.max_name_length:
-            raise LimitExceeded(
-                "max_name_length", longest, limits.max_name_length, status_hint=431, request_id=0
-            )
+        limits.check_name_length(max(map(len, names), default=0), 0)
     if block_size > limits.max_value_length:
-        longest = max((len(value) for _, value in pairs), default=0)
-        if longest > limits.max_value_length:
-            raise LimitExceeded(
-                "max_value_length", longest, limits.max_value_length, status_hint=431, request_id=0
-            )
+        limits.check_value_length(max((len(value) for _, value in pairs), default=0), 0)
 
 
 class OneShotConnection:
