@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
 
+from .params import UNPARSED
+
 __all__ = [
     "Role",
     "Params",
@@ -88,6 +90,9 @@ class RequestStarted:
     ``raw_params`` gives them back as the bytes that were sent.
     ``script_name_in_path_info`` is set by codecs whose peer asked for the
     SCRIPT_NAME prefix to be removed from PATH_INFO (uwsgi modifier1 30).
+    ``content_length`` is CONTENT_LENGTH as the codec parsed it to frame the
+    body (``None``: none declared), or ``UNPARSED`` when the codec did not
+    read it (FastCGI); the core takes it as it is instead of parsing again.
     """
 
     request_id: int
@@ -95,6 +100,7 @@ class RequestStarted:
     keep_conn: bool = False
     role: Role = Role.RESPONDER
     script_name_in_path_info: bool = False
+    content_length: int | None = UNPARSED
 
     @property
     def raw_params(self) -> list[tuple[bytes, bytes]]:

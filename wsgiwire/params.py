@@ -5,13 +5,27 @@ from __future__ import annotations
 
 from .errors import BadRequest
 
-__all__ = ["HeadStyle", "parse_content_length"]
+# typing is not imported at run time: a CGI request loads this module.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
+
+__all__ = ["HeadStyle", "UNPARSED", "parse_content_length"]
+
+# ``RequestStarted.content_length`` when the codec did not read CONTENT_LENGTH
+# (FastCGI frames the body with records): the core parses it, once. A parsed
+# length is never negative, so this cannot be mistaken for one.
+UNPARSED: Final = -1
 
 _DIGITS = frozenset(b"0123456789")
 
 
 def parse_content_length(raw: bytes | str | None, request_id: int | None = None) -> int | None:
     """CONTENT_LENGTH as an int, or ``None`` when no length was declared.
+
+    Called once per request: by the codec that frames the body by it (SCGI,
+    uwsgi), which passes the result on in ``RequestStarted.content_length``,
+    else by the core translator.
 
     Missing or empty means "no declared length". Anything but plain ASCII
     digits is a 400: Python's ``int()`` would accept ``+1_0``, spaces and

@@ -32,11 +32,13 @@ Every protocol ends here, so each rule below is written once:
 * CONTENT_LENGTH must be plain digits (else :class:`~wsgiwire.errors.BadRequest`);
   an empty one is removed ("no declared length"), and so is a negative one
   (``-1``, which Caddy 2.6 sends over FastCGI with a chunked body: Go's "length
-  unknown"), with a debug-level note. Only a protocol whose body is framed by
-  something else reaches this rule with it: FastCGI (FCGI_STDIN records, read
-  to the empty one) and CGI (stdin to EOF for a chunked request, else no
-  body). The SCGI and uwsgi codecs frame the body by CONTENT_LENGTH and refuse
-  a negative one with a 400 before the environ is built.
+  unknown"), with a debug-level note. It is parsed once per request: here for
+  a protocol whose body is framed by something else, FastCGI (FCGI_STDIN
+  records, read to the empty one) and CGI (stdin to EOF for a chunked request,
+  else no body); the SCGI and uwsgi codecs frame the body by CONTENT_LENGTH,
+  so they parse it (refusing a negative one with a 400) and hand the result
+  over in ``RequestStarted.content_length`` (:meth:`EnvironBuilder.build_request`),
+  which is used as it is.
 """
 
 from __future__ import annotations
@@ -44,14 +46,17 @@ from __future__ import annotations
 import sys
 from operator import itemgetter
 
-from ..params import parse_content_length
+from ..params import UNPARSED, parse_content_length
 from .lazylog import lazy_logger
 
-# typing and collections.abc cost a CGI start-up about 9 ms: annotations only.
+# typing and collections.abc cost a CGI start-up about 9 ms: annotations only
+# (and events imports dataclasses).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any
+
+    from ..events import RequestStarted
 
     Environ = dict[str, Any]
 
@@ -157,15 +162,28 @@ class EnvironBuilder:
             script_name_in_path_info=script_name_in_path_info,
         )
 
+    def build_request(self, event: RequestStarted) -> tuple[Environ, int | None]:
+        """As :meth:`build_from_strings`, for what a codec delivered: its params,
+        its path rule and the CONTENT_LENGTH it parsed (if it did)."""
+        return self.build_from_strings(
+            event.params,
+            script_name_in_path_info=event.script_name_in_path_info,
+            content_length=event.content_length,
+        )
+
     def build_from_strings(
         self,
         params: Iterable[tuple[str, str]],
         *,
         script_name_in_path_info: bool = False,
+        content_length: int | None = UNPARSED,
     ) -> tuple[Environ, int | None]:
         """As :meth:`build`, for parameters that are already latin-1 native strings.
 
         This is the form every codec delivers (``RequestStarted.params``).
+        ``content_length`` is CONTENT_LENGTH already parsed from these params
+        (``None``: none declared), as a codec that frames the body by it
+        passes it on; it is used as it is. Left ``UNPARSED``, it is parsed here.
         """
         if type(params) is not list:
             params = list(params)
@@ -182,20 +200,24 @@ class EnvironBuilder:
                     _merge(env, name, value)
                 else:
                     env[name] = value
-        return self._finish(env, script_name_in_path_info)
+        return self._finish(env, script_name_in_path_info, content_length)
 
-    def _finish(self, env: Environ, strip_prefix: bool) -> tuple[Environ, int | None]:
+    def _finish(
+        self, env: Environ, strip_prefix: bool, content_length: int | None
+    ) -> tuple[Environ, int | None]:
         if not env.keys().isdisjoint(_REMOVED):  # one check in C for the usual case
             for name in _REMOVED:
                 env.pop(name, None)
         env.update(self._template)  # after the params: they never replace wsgi.* keys
 
         length_text = env.get("CONTENT_LENGTH")
-        if length_text and length_text[0] == "-" and _is_negative_number(length_text):
-            log.debug("CONTENT_LENGTH %s read as no declared length (body to its end)",
-                      length_text[:21])
-            length_text = ""
-        content_length = parse_content_length(length_text) if length_text else None
+        if content_length == UNPARSED:
+            if length_text and length_text[0] == "-" and _is_negative_number(length_text):
+                log.debug("CONTENT_LENGTH %s read as no declared length (body to its end)",
+                          length_text[:21])
+                length_text = ""
+            content_length = parse_content_length(length_text) if length_text else None
+        # else: the codec parsed it (the last value, as here) and framed the body by it.
         if content_length is None:
             if length_text is not None:
                 del env["CONTENT_LENGTH"]

@@ -214,12 +214,20 @@ class OneShotConnection:
         return f"{len(self._head)} bytes received"
 
     def _start(
-        self, params: Params, content_length: int, script_name_in_path_info: bool, head_size: int
+        self,
+        params: Params,
+        declared: int | None,
+        script_name_in_path_info: bool,
+        head_size: int,
     ) -> None:
-        """Queue ``RequestStarted``; what was received past the ``head_size`` bytes is body."""
-        self._limits.check_body_size(content_length, 0)
+        """Queue ``RequestStarted``; what was received past the ``head_size`` bytes is body.
+
+        ``declared`` is CONTENT_LENGTH as parsed (``None``: none declared, no
+        body); it frames the body and goes to the core in the event.
+        """
+        content_length = self._limits.check_body_size(declared or 0, 0)
         self._events.append(
-            RequestStarted(0, params, False, Role.RESPONDER, script_name_in_path_info)
+            RequestStarted(0, params, False, Role.RESPONDER, script_name_in_path_info, declared)
         )
         self._declared = self._remaining = content_length
         received = self._head

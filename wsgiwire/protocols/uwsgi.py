@@ -172,7 +172,7 @@ class UWSGIConnection(OneShotConnection):
         )
         self._start(
             params,
-            content_length or 0,
+            content_length,
             self._modifier1 == MODIFIER1_MANAGE_PATH_INFO,
             head_size,
         )
