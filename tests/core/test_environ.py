@@ -16,7 +16,15 @@ from hypothesis import strategies as st
 from tests.core import params
 from tests.support import scgi_spec, uwsgi_spec
 from wsgiwire.core.body import attach_input
-from wsgiwire.core.environ import EnvironBuilder, decode_request_path, split_script_name
+from wsgiwire.core.environ import (
+    EnvironBuilder,
+    decode_request_path,
+    host_name,
+    request_label,
+    request_uri,
+    split_host,
+    split_script_name,
+)
 from wsgiwire.core.gateway import ErrorStream, FileWrapper
 from wsgiwire.errors import BadRequest
 from wsgiwire.events import RequestStarted
@@ -506,3 +514,36 @@ def test_environ_passes_wsgiref_check_environ(
     environ = build(*pairs)
     attach_input(environ, io.BytesIO(), terminated=True)
     check_environ(environ)  # raises AssertionError / warns (an error here) on any flaw
+
+
+# -- the one rendering of a request, the one host split -----------------------------
+@pytest.mark.parametrize(
+    ("environ", "label"),
+    [
+        ({"REQUEST_METHOD": "GET", "REQUEST_URI": "/a%20b?x=1", "PATH_INFO": "/a b"},
+         "GET /a%20b?x=1"),
+        ({"REQUEST_METHOD": "POST", "SCRIPT_NAME": "/app", "PATH_INFO": "/a b\n\xff",
+          "QUERY_STRING": "k=v"}, "POST /app/a%20b%0A%FF?k=v"),
+        ({"REQUEST_METHOD": "GET", "QUERY_STRING": "k=v"}, "GET /?k=v"),
+        ({"REQUEST_METHOD": "GET", "REQUEST_URI": ""}, "GET /"),
+        ({}, "- /"),
+        ({"REQUEST_METHOD": "", "PATH_INFO": "/x"}, "- /x"),
+    ],
+    ids=["request-uri", "requoted", "empty-path", "empty-request-uri", "nothing", "no-method"],
+)
+def test_request_label(environ: dict[str, str], label: str) -> None:
+    """``METHOD target``, the raw REQUEST_URI first: what the access log's request
+    line, error log lines and the status page all show."""
+    assert request_label(environ) == label
+    assert request_uri(environ) == label.partition(" ")[2]
+
+
+@pytest.mark.parametrize(
+    ("host", "split"),
+    [("example.org", ("example.org", "")), ("example.org:8080", ("example.org", ":8080")),
+     ("[::1]", ("[::1]", "")), ("[::1]:80", ("[::1]", ":80")), ("[::1]x", ("[::1]", "x")),
+     ("[::1", ("[::1", "")), ("a:b:c", ("a", ":b:c")), ("", ("", ""))],
+)
+def test_split_host(host: str, split: tuple[str, str]) -> None:
+    assert split_host(host) == split
+    assert host_name(host) == split[0]

@@ -60,7 +60,15 @@ if TYPE_CHECKING:
 
     Environ = dict[str, Any]
 
-__all__ = ["EnvironBuilder", "decode_request_path", "host_name", "split_script_name"]
+__all__ = [
+    "EnvironBuilder",
+    "decode_request_path",
+    "host_name",
+    "request_label",
+    "request_uri",
+    "split_host",
+    "split_script_name",
+]
 
 log = lazy_logger("wsgiwire")
 
@@ -100,6 +108,33 @@ def decode_request_path(request_uri: str) -> str:
     from urllib.parse import unquote_to_bytes  # only for a percent-encoded REQUEST_URI
 
     return unquote_to_bytes(raw).decode("latin-1")
+
+
+# What stays as it is when a path is quoted for a request line (the access log's
+# choice, as nginx logs a path it rebuilt).
+_URI_SAFE = "/;=,@:!$&'()*+~-._"
+
+
+def request_uri(environ: Environ) -> str:
+    """The request target as the client sent it: ``REQUEST_URI``, which web
+    servers send; without one, SCRIPT_NAME + PATH_INFO percent-quoted (``/``
+    if empty) and ``?QUERY_STRING``. Not escaped for a log: the caller does that."""
+    uri = environ.get("REQUEST_URI")
+    if uri:
+        return str(uri)
+    from urllib.parse import quote  # only without REQUEST_URI (CGI start-up)
+
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    uri = quote(path.encode("latin-1", "replace"), safe=_URI_SAFE) or "/"
+    query = environ.get("QUERY_STRING")
+    return f"{uri}?{query}" if query else uri
+
+
+def request_label(environ: Environ) -> str:
+    """``METHOD target`` (``GET /x?a=1``): the one rendering of a request for log
+    lines, the status page, the watchdog and the access log's request line
+    (``-`` for a missing method)."""
+    return f"{environ.get('REQUEST_METHOD') or '-'} {request_uri(environ)}"
 
 
 def split_script_name(script_name: str, path: str) -> str | None:
@@ -263,11 +298,25 @@ def _merge(env: Environ, name: str, value: str) -> None:
     env[name] = f"{env[name]}{sep}{value}"
 
 
-def host_name(host: str) -> str:
-    """A Host value (``name``, ``name:port``, ``[v6]``, ``[v6]:port``) without its port."""
+def split_host(host: str) -> tuple[str, str]:
+    """A Host value (``name``, ``name:port``, ``[v6]``, ``[v6]:port``) as ``(name,
+    rest)``: the name (a bracketed IPv6 literal kept whole), then whatever
+    follows it, ``""`` or ``":port"`` when well formed. The one place a host is
+    split; nothing is validated (a caller that must, checks both parts)."""
     if host.startswith("["):
-        return host[: host.find("]") + 1] or host
-    return host.split(":", 1)[0]
+        end = host.find("]") + 1
+        if not end:
+            return host, ""
+    else:
+        end = host.find(":")
+        if end < 0:
+            return host, ""
+    return host[:end], host[end:]
+
+
+def host_name(host: str) -> str:
+    """A Host value without its port (see :func:`split_host`)."""
+    return split_host(host)[0]
 
 
 def _is_https(env: Environ) -> bool:

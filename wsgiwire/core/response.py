@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from ..errors import ResponseHeaderError, StartResponseError
 from ..params import HeadStyle
+from .environ import request_label
 from .lazylog import lazy_logger
 
 # typing and collections.abc cost a CGI start-up about 9 ms: annotations only.
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 __all__ = [
     "HeadStyle",
     "Response",
-    "request_label",
     "send_status",
     "status_line",
     "validate_status",
@@ -81,14 +81,6 @@ _REFUSED_HEADERS = frozenset(
         "status",
     }
 )
-
-
-def request_label(environ: dict[str, Any]) -> str:
-    """``METHOD /script/path?query`` for log lines."""
-    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    query = environ.get("QUERY_STRING", "")
-    label = f"{environ.get('REQUEST_METHOD', '?')} {path or '/'}"
-    return f"{label}?{query}" if query else label
 
 
 def validate_status(status: object) -> str:
