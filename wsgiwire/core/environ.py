@@ -46,7 +46,7 @@ from __future__ import annotations
 import sys
 from operator import itemgetter
 
-from ..params import UNPARSED, parse_content_length
+from ..params import UNPARSED, length_value, parse_content_length
 from .lazylog import lazy_logger
 
 # typing and collections.abc cost a CGI start-up about 9 ms: annotations only
@@ -288,9 +288,8 @@ def _repeats_header(params: list[tuple[str, str]], env: Environ) -> bool:
 
 
 def _is_negative_number(text: str) -> bool:
-    """``-`` and 1 to 19 ASCII digits: a front end's "length unknown" (Go's -1)."""
-    digits = text[1:]
-    return 0 < len(digits) <= 19 and digits.isascii() and digits.isdigit()
+    """``-`` and a length: a front end's "length unknown" (Go's -1)."""
+    return length_value(text[1:]) is not None
 
 
 def _merge(env: Environ, name: str, value: str) -> None:

@@ -24,7 +24,7 @@ that the front-end supplies; it frames the bytes for its protocol.
 from __future__ import annotations
 
 from ..errors import ResponseHeaderError, StartResponseError
-from ..params import HeadStyle
+from ..params import HeadStyle, length_value
 from .environ import request_label
 from .lazylog import lazy_logger
 
@@ -144,9 +144,9 @@ def _check_pair(item: object) -> tuple[str, int | None]:
         raise ResponseHeaderError(f"value of header {name!r} is not latin-1")
     length: int | None = None
     if is_length:
-        if not (0 < len(value) <= 19 and value.isascii() and value.isdigit()):
+        length = length_value(value)
+        if length is None:
             raise ResponseHeaderError(f"invalid Content-Length {value[:40]!r}")
-        length = int(value)
     return f"{name}: {value}\r\n", length
 
 

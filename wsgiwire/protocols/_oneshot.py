@@ -30,20 +30,13 @@ from ..events import (
 from ..limits import DEFAULT_LIMITS, Limits
 from ..params import HeadStyle
 
-__all__ = ["OneShotConnection", "check_pair_limits", "shown"]
+__all__ = ["OneShotConnection", "check_pair_limits"]
 
 
 # Connection states (one request per connection).
 _HEAD: Final = 0  # reading the request head (SCGI netstring, uwsgi header and vars)
 _BODY: Final = 1  # RequestStarted emitted; body bytes still expected
 _DONE: Final = 2  # BodyEnd emitted (or queued); later bytes are discarded
-
-
-def shown(data: bytes | bytearray | str) -> str:
-    """Up to 40 bytes of ``data`` (bytes, or latin-1 text) for an error message (never raises)."""
-    head = data[:40] if isinstance(data, str) else bytes(data[:40]).decode("latin-1")
-    text = head.encode("unicode_escape").decode("ascii")
-    return text + ("..." if len(data) > 40 else "")
 
 
 def check_pair_limits(pairs: Params, names: list[str], limits: Limits, block_size: int) -> None:

@@ -79,8 +79,8 @@ from ..events import (
     Params,
 )
 from ..limits import DEFAULT_LIMITS, Limits
-from ..params import parse_content_length
-from ._oneshot import OneShotConnection, check_pair_limits, shown
+from ..params import parse_content_length, shown
+from ._oneshot import OneShotConnection, check_pair_limits
 
 __all__ = ["SCGIConnection", "encode_request"]
 
