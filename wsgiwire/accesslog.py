@@ -251,7 +251,7 @@ class AccessLog:
             return self._combined(environ, response, duration)
         request = _Request(environ, response, duration)
         return "".join(
-            part if type(part) is str else part(request)  # type: ignore[operator]
+            part if isinstance(part, str) else part(request)
             for part in self._parts
         )
 

@@ -104,13 +104,13 @@ def validate_status(status: object) -> str:
 
 
 def validate_headers(headers: object) -> Headers:
-    _check_headers(headers)
-    return headers  # type: ignore[return-value]
+    """``headers`` itself once valid, else ``ResponseHeaderError``."""
+    return _check_headers(headers)[0]
 
 
-def _check_headers(headers: object) -> tuple[int | None, str]:
-    """Validate ``headers``; return the declared Content-Length (``None``: none)
-    and the header lines as they go out (``"Name: value\\r\\n"`` each)."""
+def _check_headers(headers: object) -> tuple[Headers, int | None, str]:
+    """Validate ``headers``; return them (typed), the declared Content-Length
+    (``None``: none) and the header lines as they go out (``"Name: value\\r\\n"`` each)."""
     if type(headers) is not list:
         raise ResponseHeaderError(
             f"response_headers must be a list, not {type(headers).__name__}"
@@ -127,7 +127,7 @@ def _check_headers(headers: object) -> tuple[int | None, str]:
                 )
             content_length = length
         lines += line
-    return content_length, lines
+    return headers, content_length, lines
 
 
 def _check_pair(item: object) -> tuple[str, int | None]:
@@ -235,9 +235,8 @@ class Response:
             raise StartResponseError("start_response called a second time without exc_info")
         status = validate_status(status)
         code = int(status[:3])
-        content_length, lines = _check_headers(headers)
+        self.headers, content_length, lines = _check_headers(headers)
         self.status = status
-        self.headers = headers
         self._lines = lines
         self.content_length = content_length
         self.no_body = self._head_request or code < 200 or code in (204, 304)
