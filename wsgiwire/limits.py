@@ -11,8 +11,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from .errors import LimitExceeded
-
 __all__ = ["Limits", "DEFAULT_LIMITS"]
 
 # Total bytes of the request parameter block (FastCGI PARAMS stream, SCGI
@@ -167,40 +165,29 @@ class Limits:
 
     def check_body_size(self, size: int, request_id: int | None = None) -> int:
         """``size`` if a request body (declared, or received so far) of that many
-        bytes is allowed; else ``LimitExceeded`` (413). The one statement of the
-        rule: every codec that frames a body and the core's body buffer call it."""
-        if size > self.max_body_size:
-            raise _exceeded("max_body_size", size, self.max_body_size, 413, request_id)
-        return size
+        bytes is allowed; else ``LimitExceeded`` (413). Every codec that frames a
+        body and the core's body buffer call it."""
+        return _within("max_body_size", size, self.max_body_size, 413, request_id)
 
-    # The parameter block's limits, each stated here once and called by every
-    # codec (FastCGI as it decodes the stream, SCGI and uwsgi on the whole
-    # block): a refusal is ``LimitExceeded`` with status 431, as nginx answers
-    # a header too large.
+    # The parameter block's limits, called by every codec (FastCGI as it
+    # decodes the stream, SCGI and uwsgi on the whole block): a refusal is
+    # ``LimitExceeded`` with status 431, as nginx answers a header too large.
 
     def check_params_bytes(self, size: int, request_id: int | None = None) -> int:
         """``size`` if a parameter block of that many bytes (so far) is allowed."""
-        if size > self.max_params_bytes:
-            raise _exceeded("max_params_bytes", size, self.max_params_bytes, 431, request_id)
-        return size
+        return _within("max_params_bytes", size, self.max_params_bytes, 431, request_id)
 
     def check_param_count(self, count: int, request_id: int | None = None) -> int:
         """``count`` if that many name-value pairs are allowed."""
-        if count > self.max_param_count:
-            raise _exceeded("max_param_count", count, self.max_param_count, 431, request_id)
-        return count
+        return _within("max_param_count", count, self.max_param_count, 431, request_id)
 
     def check_name_length(self, length: int, request_id: int | None = None) -> int:
         """``length`` if a parameter name that long is allowed."""
-        if length > self.max_name_length:
-            raise _exceeded("max_name_length", length, self.max_name_length, 431, request_id)
-        return length
+        return _within("max_name_length", length, self.max_name_length, 431, request_id)
 
     def check_value_length(self, length: int, request_id: int | None = None) -> int:
         """``length`` if a parameter value that long is allowed."""
-        if length > self.max_value_length:
-            raise _exceeded("max_value_length", length, self.max_value_length, 431, request_id)
-        return length
+        return _within("max_value_length", length, self.max_value_length, 431, request_id)
 
     def replace(self, **changes: int | float | None) -> Limits:
         """A copy with some limits changed (validated like the original)."""
@@ -212,13 +199,14 @@ class Limits:
         return _from_mapping(current)
 
 
-def _exceeded(
-    name: str, size: int, limit: int, status: int, request_id: int | None
-) -> LimitExceeded:
-    """The ``LimitExceeded`` a check raises (imported only on refusal: CGI imports this module)."""
-    from .errors import LimitExceeded
+def _within(name: str, size: int, limit: int, status: int, request_id: int | None) -> int:
+    """``size`` if it is within ``limit`` (inclusive), else the ``LimitExceeded``
+    naming the limit, with ``status``: the one comparison behind every check."""
+    if size > limit:
+        from .errors import LimitExceeded  # only on refusal: CGI imports this module
 
-    return LimitExceeded(name, size, limit, status_hint=status, request_id=request_id)
+        raise LimitExceeded(name, size, limit, status_hint=status, request_id=request_id)
+    return size
 
 
 def _assign(limits: Limits, values: Mapping[str, object]) -> None:
