@@ -9,6 +9,7 @@ import pickle
 
 import pytest
 
+from wsgiwire.errors import LimitExceeded
 from wsgiwire.limits import DEFAULT_LIMITS, MAX_BODY_SIZE, Limits
 
 
@@ -59,3 +60,38 @@ def test_replace_copy_and_pickle() -> None:
     assert pickle.loads(pickle.dumps(changed)) == changed
     with pytest.raises(TypeError):
         Limits(65536)  # type: ignore[misc]  # keyword arguments only
+
+
+def test_the_constructor_and_replace_validate_alike() -> None:
+    with pytest.raises(ValueError, match="must be positive"):
+        Limits(max_body_size=0)
+    with pytest.raises(ValueError, match="cannot exceed max_params_bytes"):
+        Limits(max_params_bytes=100, max_name_length=101)
+    with pytest.raises(ValueError, match="cannot exceed max_params_bytes"):
+        DEFAULT_LIMITS.replace(max_params_bytes=100)  # below the name and value limits
+
+
+@pytest.mark.parametrize(
+    ("check", "field", "status"),
+    [
+        ("check_params_bytes", "max_params_bytes", 431),
+        ("check_param_count", "max_param_count", 431),
+        ("check_name_length", "max_name_length", 431),
+        ("check_value_length", "max_value_length", 431),
+        ("check_body_size", "max_body_size", 413),
+    ],
+)
+def test_each_check_states_its_limit_inclusively(check: str, field: str, status: int) -> None:
+    """Each peer-controlled size has one check, which every codec calls: the
+    limit itself passes (returned, for chaining), one more is ``LimitExceeded``
+    naming the limit, with its status and the request id given."""
+    limits = Limits(max_params_bytes=1000, max_param_count=7, max_name_length=50,
+                    max_value_length=60, max_body_size=70)
+    limit = getattr(limits, field)
+    checked = getattr(limits, check)
+    assert checked(limit) == limit and checked(0, 3) == 0
+    with pytest.raises(LimitExceeded) as caught:
+        checked(limit + 1, 3)
+    error = caught.value
+    assert (error.limit, error.value, error.maximum) == (field, limit + 1, limit)
+    assert (error.status_hint, error.request_id) == (status, 3)

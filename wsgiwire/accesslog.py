@@ -23,9 +23,9 @@ import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from . import logs
+from .core.environ import request_label, request_uri
 
 if TYPE_CHECKING:
     from .core.response import Response
@@ -86,17 +86,6 @@ def escape(text: str) -> str:
         ch if ord(ch) < 0x80 else "".join(f"\\x{b:02X}" for b in ch.encode("utf-8", "replace"))
         for ch in out
     )
-
-
-def request_uri(environ: dict[str, Any]) -> str:
-    """The URI as the client sent it: REQUEST_URI, else the path and query re-quoted."""
-    uri = environ.get("REQUEST_URI")
-    if uri:
-        return str(uri)
-    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    uri = quote(path.encode("latin-1", "replace"), safe="/;=,@:!$&'()*+~-._")
-    query = environ.get("QUERY_STRING")
-    return f"{uri}?{query}" if query else uri
 
 
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -164,9 +153,7 @@ def _response_header(name: str) -> Getter:
 
 def _request_line(r: _Request) -> str:
     env = r.environ
-    return escape(
-        f"{env.get('REQUEST_METHOD', '-')} {request_uri(env)} {env.get('SERVER_PROTOCOL', '-')}"
-    )
+    return escape(f"{request_label(env)} {env.get('SERVER_PROTOCOL') or '-'}")
 
 
 def _path(r: _Request) -> str:
@@ -264,7 +251,7 @@ class AccessLog:
             return self._combined(environ, response, duration)
         request = _Request(environ, response, duration)
         return "".join(
-            part if type(part) is str else part(request)  # type: ignore[operator]
+            part if isinstance(part, str) else part(request)
             for part in self._parts
         )
 
@@ -275,8 +262,7 @@ class AccessLog:
         return (
             f"{escape(env.get('REMOTE_ADDR') or '-')} - {escape(env.get('REMOTE_USER') or '-')} "
             f"{self._clock.now()} \""
-            f"{escape(env.get('REQUEST_METHOD') or '-')} {escape(request_uri(env))} "
-            f"{escape(env.get('SERVER_PROTOCOL') or '-')}\" "
+            f"{escape(request_label(env))} {escape(env.get('SERVER_PROTOCOL') or '-')}\" "
             f"{status[:3] if status else '-'} {sent if sent else '-'} "
             f"\"{escape(env.get('HTTP_REFERER') or '-')}\" "
             f"\"{escape(env.get('HTTP_USER_AGENT') or '-')}\" {duration:.6f}"

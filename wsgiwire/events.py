@@ -23,12 +23,15 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
 
+from .params import UNPARSED
+
 __all__ = [
     "Role",
     "Params",
     "raw_pairs",
     "NEED_DATA",
     "NeedData",
+    "RequestEvent",
     "RequestStarted",
     "BodyData",
     "BodyEnd",
@@ -80,7 +83,16 @@ def raw_pairs(params: Params) -> list[tuple[bytes, bytes]]:
 
 
 @dataclass(slots=True)
-class RequestStarted:
+class RequestEvent:
+    """What every event about one request shares (all but ``ConnectionClosed``):
+    its ``request_id`` (FastCGI's id; 0 for the one-request protocols), so a
+    caller reads it without knowing which event it holds."""
+
+    request_id: int
+
+
+@dataclass(slots=True)
+class RequestStarted(RequestEvent):
     """A request's parameters, complete and in the order the server sent them.
 
     ``params`` keeps duplicates; the core translator decides which wins.
@@ -88,13 +100,16 @@ class RequestStarted:
     ``raw_params`` gives them back as the bytes that were sent.
     ``script_name_in_path_info`` is set by codecs whose peer asked for the
     SCRIPT_NAME prefix to be removed from PATH_INFO (uwsgi modifier1 30).
+    ``content_length`` is CONTENT_LENGTH as the codec parsed it to frame the
+    body (``None``: none declared), or ``UNPARSED`` when the codec did not
+    read it (FastCGI); the core takes it as it is instead of parsing again.
     """
 
-    request_id: int
     params: Params
     keep_conn: bool = False
     role: Role = Role.RESPONDER
     script_name_in_path_info: bool = False
+    content_length: int | None = UNPARSED
 
     @property
     def raw_params(self) -> list[tuple[bytes, bytes]]:
@@ -102,30 +117,32 @@ class RequestStarted:
 
 
 @dataclass(slots=True)
-class BodyData:
-    request_id: int
+class BodyData(RequestEvent):
+    """A piece of the request body."""
+
     data: bytes
 
 
 @dataclass(slots=True)
-class BodyEnd:
-    request_id: int
+class BodyEnd(RequestEvent):
+    """The request body is complete."""
 
 
 @dataclass(slots=True)
-class FilterData:
-    request_id: int
+class FilterData(RequestEvent):
+    """A piece of the FILTER role's FCGI_DATA stream (the file to filter)."""
+
     data: bytes
 
 
 @dataclass(slots=True)
-class FilterDataEnd:
-    request_id: int
+class FilterDataEnd(RequestEvent):
+    """The FILTER role's FCGI_DATA stream is complete."""
 
 
 @dataclass(slots=True)
-class RequestAborted:
-    request_id: int
+class RequestAborted(RequestEvent):
+    """The web server gave the request up (FCGI_ABORT_REQUEST)."""
 
 
 @dataclass(slots=True)
@@ -145,31 +162,28 @@ Event = (
 
 
 @dataclass(slots=True)
-class ResponseData:
+class ResponseData(RequestEvent):
     """Response bytes for one request (head and body, already rendered)."""
 
-    request_id: int
     data: bytes | bytearray | memoryview
 
 
 @dataclass(slots=True)
-class ResponseErrorData:
+class ResponseErrorData(RequestEvent):
     """Diagnostic text for the web server's error log (FastCGI FCGI_STDERR)."""
 
-    request_id: int
     data: bytes
 
 
 @dataclass(slots=True)
-class ResponseEnd:
+class ResponseEnd(RequestEvent):
     """The response is complete. ``app_status`` is FastCGI's appStatus (0 = success)."""
 
-    request_id: int
     app_status: int = 0
 
 
 @dataclass(slots=True)
-class RequestRefused:
+class RequestRefused(RequestEvent):
     """The server will not run this request (no capacity); nothing was sent for it yet.
 
     Each codec answers as its protocol says: FastCGI with FCGI_END_REQUEST and
@@ -178,7 +192,6 @@ class RequestRefused:
     rendered (a 503 page in the codec's ``head_style``), then the end.
     """
 
-    request_id: int
     reply: bytes = b""
     fcgi_protocol_status: int | None = None
 

@@ -7,6 +7,10 @@ bad configuration fails at start-up, not on the first request.
 
 from __future__ import annotations
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 __all__ = ["Limits", "DEFAULT_LIMITS"]
 
 # Total bytes of the request parameter block (FastCGI PARAMS stream, SCGI
@@ -85,6 +89,7 @@ _FIELDS: tuple[tuple[str, int | float | None, bool], ...] = (
     ("write_timeout", WRITE_TIMEOUT, False),
     ("request_timeout", None, False),
 )
+_NAMES = tuple(name for name, _, _ in _FIELDS)
 
 
 class Limits:
@@ -96,7 +101,7 @@ class Limits:
     alone costs a CGI request more than the rest of wsgiwire's import.)
     """
 
-    __slots__ = tuple(name for name, _, _ in _FIELDS)
+    __slots__ = _NAMES
 
     max_params_bytes: int
     max_param_count: int
@@ -131,21 +136,7 @@ class Limits:
         write_timeout: float = WRITE_TIMEOUT,
         request_timeout: float | None = None,
     ) -> None:
-        values = locals()
-        for name, _, integer in _FIELDS:
-            value = values[name]
-            if not (value is None and name == "request_timeout"):
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise TypeError(f"Limits.{name} must be a number, not {value!r}")
-                if value <= 0:
-                    raise ValueError(f"Limits.{name} must be positive, not {value!r}")
-                if integer and not isinstance(value, int):
-                    raise TypeError(f"Limits.{name} must be an integer, not {value!r}")
-            object.__setattr__(self, name, value)
-        if max_name_length > max_params_bytes:
-            raise ValueError("Limits.max_name_length cannot exceed max_params_bytes")
-        if max_value_length > max_params_bytes:
-            raise ValueError("Limits.max_value_length cannot exceed max_params_bytes")
+        _assign(self, locals())
 
     def _values(self) -> tuple[int | float | None, ...]:
         return tuple(getattr(self, name) for name, _, _ in _FIELDS)
@@ -174,31 +165,77 @@ class Limits:
 
     def check_body_size(self, size: int, request_id: int | None = None) -> int:
         """``size`` if a request body (declared, or received so far) of that many
-        bytes is allowed; else ``LimitExceeded`` (413). The one statement of the
-        rule: every codec that frames a body and the core's body buffer call it."""
-        if size > self.max_body_size:
-            from .errors import LimitExceeded  # only on refusal: CGI imports this module
+        bytes is allowed; else ``LimitExceeded`` (413). Every codec that frames a
+        body and the core's body buffer call it."""
+        return _within("max_body_size", size, self.max_body_size, 413, request_id)
 
-            raise LimitExceeded(
-                "max_body_size", size, self.max_body_size, status_hint=413, request_id=request_id
-            )
-        return size
+    # The parameter block's limits, called by every codec (FastCGI as it
+    # decodes the stream, SCGI and uwsgi on the whole block): a refusal is
+    # ``LimitExceeded`` with status 431, as nginx answers a header too large.
+
+    def check_params_bytes(self, size: int, request_id: int | None = None) -> int:
+        """``size`` if a parameter block of that many bytes (so far) is allowed."""
+        return _within("max_params_bytes", size, self.max_params_bytes, 431, request_id)
+
+    def check_param_count(self, count: int, request_id: int | None = None) -> int:
+        """``count`` if that many name-value pairs are allowed."""
+        return _within("max_param_count", count, self.max_param_count, 431, request_id)
+
+    def check_name_length(self, length: int, request_id: int | None = None) -> int:
+        """``length`` if a parameter name that long is allowed."""
+        return _within("max_name_length", length, self.max_name_length, 431, request_id)
+
+    def check_value_length(self, length: int, request_id: int | None = None) -> int:
+        """``length`` if a parameter value that long is allowed."""
+        return _within("max_value_length", length, self.max_value_length, 431, request_id)
 
     def replace(self, **changes: int | float | None) -> Limits:
         """A copy with some limits changed (validated like the original)."""
         unknown = set(changes) - set(self.__slots__)
         if unknown:
             raise TypeError(f"Limits has no {', '.join(sorted(unknown))}")
-        current: dict[str, int | float | None] = {
-            name: getattr(self, name) for name, _, _ in _FIELDS
-        }
+        current: dict[str, object] = dict(zip(_NAMES, self._values(), strict=True))
         current.update(changes)
-        return Limits(**current)  # type: ignore[arg-type]
+        return _from_mapping(current)
+
+
+def _within(name: str, size: int, limit: int, status: int, request_id: int | None) -> int:
+    """``size`` if it is within ``limit`` (inclusive), else the ``LimitExceeded``
+    naming the limit, with ``status``: the one comparison behind every check."""
+    if size > limit:
+        from .errors import LimitExceeded  # only on refusal: CGI imports this module
+
+        raise LimitExceeded(name, size, limit, status_hint=status, request_id=request_id)
+    return size
+
+
+def _assign(limits: Limits, values: Mapping[str, object]) -> None:
+    """Check every field in ``values`` and set it on ``limits`` (the one validation)."""
+    for name, _, integer in _FIELDS:
+        value = values[name]
+        if not (value is None and name == "request_timeout"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"Limits.{name} must be a number, not {value!r}")
+            if value <= 0:
+                raise ValueError(f"Limits.{name} must be positive, not {value!r}")
+            if integer and not isinstance(value, int):
+                raise TypeError(f"Limits.{name} must be an integer, not {value!r}")
+        object.__setattr__(limits, name, value)
+    if limits.max_name_length > limits.max_params_bytes:
+        raise ValueError("Limits.max_name_length cannot exceed max_params_bytes")
+    if limits.max_value_length > limits.max_params_bytes:
+        raise ValueError("Limits.max_value_length cannot exceed max_params_bytes")
+
+
+def _from_mapping(values: Mapping[str, object]) -> Limits:
+    """A ``Limits`` from its fields by name, validated as the constructor does."""
+    limits: Limits = object.__new__(Limits)
+    _assign(limits, values)
+    return limits
 
 
 def _limits_from(values: tuple[int | float | None, ...]) -> Limits:
-    names = [name for name, _, _ in _FIELDS]
-    return Limits(**dict(zip(names, values, strict=True)))  # type: ignore[arg-type]
+    return _from_mapping(dict(zip(_NAMES, values, strict=True)))
 
 
 DEFAULT_LIMITS = Limits()

@@ -14,10 +14,22 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.core import params
+from tests.support import scgi_spec, uwsgi_spec
 from wsgiwire.core.body import attach_input
-from wsgiwire.core.environ import EnvironBuilder, decode_request_path, split_script_name
+from wsgiwire.core.environ import (
+    EnvironBuilder,
+    decode_request_path,
+    host_name,
+    request_label,
+    request_uri,
+    split_host,
+    split_script_name,
+)
 from wsgiwire.core.gateway import ErrorStream, FileWrapper
 from wsgiwire.errors import BadRequest
+from wsgiwire.events import RequestStarted
+from wsgiwire.protocols.scgi import SCGIConnection
+from wsgiwire.protocols.uwsgi import UWSGIConnection
 
 BUILDER = EnvironBuilder()
 
@@ -190,6 +202,50 @@ def test_malformed_content_length_from_strings_is_400(value: str) -> None:
     """build_from_strings takes any str: non-latin-1 text is a 400, not a crash."""
     with pytest.raises(BadRequest):
         BUILDER.build_from_strings([("CONTENT_LENGTH", value)])
+
+
+def test_a_length_the_codec_parsed_is_taken_as_it_is() -> None:
+    """``content_length`` given (a codec framed the body by it): not parsed again."""
+    environ, length = BUILDER.build_from_strings([("CONTENT_LENGTH", "007")], content_length=7)
+    assert (environ["CONTENT_LENGTH"], length) == ("7", 7)
+    environ, length = BUILDER.build_from_strings([("CONTENT_LENGTH", "")], content_length=None)
+    assert "CONTENT_LENGTH" not in environ and length is None
+    # Not parsed here: a text the core would refuse is not looked at.
+    environ, length = BUILDER.build_from_strings([("CONTENT_LENGTH", "x")], content_length=3)
+    assert (environ["CONTENT_LENGTH"], length) == ("3", 3)
+
+
+@pytest.mark.parametrize(
+    ("protocol", "length"),
+    [("scgi", b"0"), ("scgi", b"5"), ("scgi", b"007"),
+     ("uwsgi", None), ("uwsgi", b""), ("uwsgi", b"5"), ("uwsgi", b"007"), ("uwsgi", b"5 5")],
+    ids=repr,
+)
+def test_the_codecs_length_is_the_one_the_core_would_parse(
+    protocol: str, length: bytes | None
+) -> None:
+    """SCGI and uwsgi parse CONTENT_LENGTH to frame the body and hand it over in
+    ``RequestStarted``; ``build_request`` uses it, with the same environ and
+    length as the core's own parse of the same params."""
+    codec: SCGIConnection | UWSGIConnection
+    pairs = [(b"REQUEST_METHOD", b"POST"), (b"PATH_INFO", b"/x")]
+    if protocol == "scgi":
+        assert length is not None
+        codec, data = SCGIConnection(), scgi_spec.request(pairs, b"", content_length=length)
+    else:
+        if length == b"5 5":  # repeated, with the same value: allowed
+            pairs += [(b"CONTENT_LENGTH", b"5"), (b"CONTENT_LENGTH", b"5")]
+        elif length is not None:
+            pairs.append((b"CONTENT_LENGTH", length))
+        codec, data = UWSGIConnection(), uwsgi_spec.request(pairs)
+    codec.receive_data(data + b"12345")
+    event = codec.next_event()
+    assert isinstance(event, RequestStarted)
+    expected = {b"0": 0, b"5": 5, b"007": 7, b"5 5": 5}.get(length or b"")
+    assert event.content_length == expected
+    ours = BUILDER.build_request(event)
+    assert ours == BUILDER.build_from_strings(event.params)  # the core's own parse agrees
+    assert ours[1] == expected
 
 
 def test_content_type_kept_and_http_duplicates_dropped() -> None:
@@ -458,3 +514,36 @@ def test_environ_passes_wsgiref_check_environ(
     environ = build(*pairs)
     attach_input(environ, io.BytesIO(), terminated=True)
     check_environ(environ)  # raises AssertionError / warns (an error here) on any flaw
+
+
+# -- the one rendering of a request, the one host split -----------------------------
+@pytest.mark.parametrize(
+    ("environ", "label"),
+    [
+        ({"REQUEST_METHOD": "GET", "REQUEST_URI": "/a%20b?x=1", "PATH_INFO": "/a b"},
+         "GET /a%20b?x=1"),
+        ({"REQUEST_METHOD": "POST", "SCRIPT_NAME": "/app", "PATH_INFO": "/a b\n\xff",
+          "QUERY_STRING": "k=v"}, "POST /app/a%20b%0A%FF?k=v"),
+        ({"REQUEST_METHOD": "GET", "QUERY_STRING": "k=v"}, "GET /?k=v"),
+        ({"REQUEST_METHOD": "GET", "REQUEST_URI": ""}, "GET /"),
+        ({}, "- /"),
+        ({"REQUEST_METHOD": "", "PATH_INFO": "/x"}, "- /x"),
+    ],
+    ids=["request-uri", "requoted", "empty-path", "empty-request-uri", "nothing", "no-method"],
+)
+def test_request_label(environ: dict[str, str], label: str) -> None:
+    """``METHOD target``, the raw REQUEST_URI first: what the access log's request
+    line, error log lines and the status page all show."""
+    assert request_label(environ) == label
+    assert request_uri(environ) == label.partition(" ")[2]
+
+
+@pytest.mark.parametrize(
+    ("host", "split"),
+    [("example.org", ("example.org", "")), ("example.org:8080", ("example.org", ":8080")),
+     ("[::1]", ("[::1]", "")), ("[::1]:80", ("[::1]", ":80")), ("[::1]x", ("[::1]", "x")),
+     ("[::1", ("[::1", "")), ("a:b:c", ("a", ":b:c")), ("", ("", ""))],
+)
+def test_split_host(host: str, split: tuple[str, str]) -> None:
+    assert split_host(host) == split
+    assert host_name(host) == split[0]

@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wsgiwire.errors import BadRequest
-from wsgiwire.params import parse_content_length
+from wsgiwire.core.response import validate_headers
+from wsgiwire.errors import BadRequest, ResponseHeaderError
+from wsgiwire.params import length_value, parse_content_length
 
 MALFORMED = [
     "+1_0",
@@ -81,3 +82,19 @@ def test_any_text_is_a_number_or_bad_request(raw: str) -> None:
         assert not plain
     else:
         assert plain and value == int(raw)
+
+
+@given(st.one_of(st.text(alphabet="0123456789 +-_x\u0663", max_size=22), st.text(max_size=22)))
+def test_one_digit_rule_for_every_length(raw: str) -> None:
+    """What a length looks like is stated once (``length_value``): a request's
+    CONTENT_LENGTH and a response's Content-Length header accept the same texts."""
+    value = length_value(raw)
+    if value is not None:
+        assert parse_content_length(raw) == value == int(raw)
+        assert validate_headers([("Content-Length", raw)]) == [("Content-Length", raw)]
+    else:
+        if raw:
+            with pytest.raises(BadRequest):
+                parse_content_length(raw)
+        with pytest.raises(ResponseHeaderError):
+            validate_headers([("Content-Length", raw)])

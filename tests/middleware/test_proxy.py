@@ -8,6 +8,7 @@ keys. Malformed values leave the environ exactly as it was.
 from __future__ import annotations
 
 import ipaddress
+import re
 from io import BytesIO
 from typing import Any
 from wsgiref.validate import validator
@@ -19,8 +20,9 @@ from werkzeug.wrappers import Request as WerkzeugRequest
 
 from tests.corpus import load_setups
 from tests.middleware import BUILDER, Recorder, build, call, plain
+from wsgiwire.core.environ import host_name, split_host
 from wsgiwire.core.gateway import WSGIApp
-from wsgiwire.middleware import LighttpdCGIRootFix, TrustedProxy
+from wsgiwire.middleware import LighttpdCGIRootFix, TrustedProxy, proxy
 
 INNER = {
     "REQUEST_METHOD": "GET",
@@ -173,6 +175,13 @@ MALFORMED: list[tuple[str, str, str]] = [
     ("host-port-too-big", "HTTP_X_FORWARDED_HOST", "example.org:65536"),
     ("host-port-zero", "HTTP_X_FORWARDED_HOST", "example.org:0"),
     ("host-bad-ipv6", "HTTP_X_FORWARDED_HOST", "[zz::1]"),
+    ("host-unclosed-bracket", "HTTP_X_FORWARDED_HOST", "[2001:db8::a"),
+    ("host-junk-after-bracket", "HTTP_X_FORWARDED_HOST", "[2001:db8::a]x"),
+    ("host-empty-port", "HTTP_X_FORWARDED_HOST", "example.org:"),
+    ("host-two-ports", "HTTP_X_FORWARDED_HOST", "example.org:80:81"),
+    ("for-bracket-alone", "HTTP_X_FORWARDED_FOR", "["),
+    ("for-empty-brackets", "HTTP_X_FORWARDED_FOR", "[]:80"),
+    ("for-unclosed-bracket-v6-inside", "HTTP_X_FORWARDED_FOR", "[::1"),
     ("port-name", "HTTP_X_FORWARDED_PORT", "https"),
     ("port-zero", "HTTP_X_FORWARDED_PORT", "0"),
     ("port-too-big", "HTTP_X_FORWARDED_PORT", "65536"),
@@ -291,3 +300,30 @@ def test_any_header_text_is_safe(headers: dict[str, str], hops: int) -> None:
     assert seen["SCRIPT_NAME"] == "" or seen["SCRIPT_NAME"].startswith("/")
     assert not seen["SCRIPT_NAME"].startswith("//")
     assert all(ord(c) >= 0x20 for c in seen["HTTP_HOST"] + seen["SCRIPT_NAME"])
+
+
+_OLD_HOST = re.compile(r"(?P<name>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::(?P<port>[0-9]{1,5}))?")
+
+
+def _old_host(value: str) -> tuple[str, str | None] | None:
+    """X-Forwarded-Host as the middleware read it with its own regex, before the
+    host was split by the core's ``split_host`` (the oracle for the change)."""
+    match = _OLD_HOST.fullmatch(value)
+    if match is None:
+        return None
+    name, port = match.group("name"), match.group("port")
+    if name.startswith("["):
+        try:
+            ipaddress.IPv6Address(name[1:-1])
+        except ValueError:
+            return None
+    if port is not None and not 0 < int(port) < 65536:
+        return None
+    return name, port
+
+
+@given(st.text(alphabet="[]:.0123456789abfgAz-_~/@ ", max_size=24))
+def test_host_split_by_the_core_reads_as_the_old_pattern(value: str) -> None:
+    assert proxy._host(value) == _old_host(value)
+    name, rest = split_host(value)
+    assert name + rest == value and host_name(value) == name

@@ -109,8 +109,15 @@ def split(data: bytes, points: Iterable[int]) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(cuts) if b > a]
 
 
+def declared(params: Sequence[tuple[bytes, bytes]]) -> int | None:
+    """CONTENT_LENGTH as the test reads it (the last one; ``None`` if absent or empty)."""
+    values = [value for name, value in params if name == b"CONTENT_LENGTH"]
+    return int(values[-1]) if values and values[-1] else None
+
+
 def started(params: Sequence[tuple[bytes, bytes]]) -> RequestStarted:
-    return RequestStarted(0, text_pairs(params), False, Role.RESPONDER, False)
+    # The codec hands over the CONTENT_LENGTH it framed the body by.
+    return RequestStarted(0, text_pairs(params), False, Role.RESPONDER, False, declared(params))
 
 
 def request_events(

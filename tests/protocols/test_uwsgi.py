@@ -112,8 +112,15 @@ def split(data: bytes, points: Iterable[int]) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(cuts) if b > a]
 
 
+def declared(params: Pairs) -> int | None:
+    """CONTENT_LENGTH as the test reads it (the last one; ``None`` if absent or empty)."""
+    values = [value for name, value in params if name == b"CONTENT_LENGTH"]
+    return int(values[-1]) if values and values[-1] else None
+
+
 def started(params: Pairs, strip: bool = False) -> RequestStarted:
-    return RequestStarted(0, text_pairs(params), False, Role.RESPONDER, strip)
+    # The codec hands over the CONTENT_LENGTH it framed the body by.
+    return RequestStarted(0, text_pairs(params), False, Role.RESPONDER, strip, declared(params))
 
 
 def request_events(

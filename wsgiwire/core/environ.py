@@ -32,11 +32,13 @@ Every protocol ends here, so each rule below is written once:
 * CONTENT_LENGTH must be plain digits (else :class:`~wsgiwire.errors.BadRequest`);
   an empty one is removed ("no declared length"), and so is a negative one
   (``-1``, which Caddy 2.6 sends over FastCGI with a chunked body: Go's "length
-  unknown"), with a debug-level note. Only a protocol whose body is framed by
-  something else reaches this rule with it: FastCGI (FCGI_STDIN records, read
-  to the empty one) and CGI (stdin to EOF for a chunked request, else no
-  body). The SCGI and uwsgi codecs frame the body by CONTENT_LENGTH and refuse
-  a negative one with a 400 before the environ is built.
+  unknown"), with a debug-level note. It is parsed once per request: here for
+  a protocol whose body is framed by something else, FastCGI (FCGI_STDIN
+  records, read to the empty one) and CGI (stdin to EOF for a chunked request,
+  else no body); the SCGI and uwsgi codecs frame the body by CONTENT_LENGTH,
+  so they parse it (refusing a negative one with a 400) and hand the result
+  over in ``RequestStarted.content_length`` (:meth:`EnvironBuilder.build_request`),
+  which is used as it is.
 """
 
 from __future__ import annotations
@@ -44,18 +46,29 @@ from __future__ import annotations
 import sys
 from operator import itemgetter
 
-from ..params import parse_content_length
+from ..params import UNPARSED, length_value, parse_content_length
 from .lazylog import lazy_logger
 
-# typing and collections.abc cost a CGI start-up about 9 ms: annotations only.
+# typing and collections.abc cost a CGI start-up about 9 ms: annotations only
+# (and events imports dataclasses).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any
 
+    from ..events import RequestStarted
+
     Environ = dict[str, Any]
 
-__all__ = ["EnvironBuilder", "decode_request_path", "host_name", "split_script_name"]
+__all__ = [
+    "EnvironBuilder",
+    "decode_request_path",
+    "host_name",
+    "request_label",
+    "request_uri",
+    "split_host",
+    "split_script_name",
+]
 
 log = lazy_logger("wsgiwire")
 
@@ -95,6 +108,33 @@ def decode_request_path(request_uri: str) -> str:
     from urllib.parse import unquote_to_bytes  # only for a percent-encoded REQUEST_URI
 
     return unquote_to_bytes(raw).decode("latin-1")
+
+
+# What stays as it is when a path is quoted for a request line (the access log's
+# choice, as nginx logs a path it rebuilt).
+_URI_SAFE = "/;=,@:!$&'()*+~-._"
+
+
+def request_uri(environ: Environ) -> str:
+    """The request target as the client sent it: ``REQUEST_URI``, which web
+    servers send; without one, SCRIPT_NAME + PATH_INFO percent-quoted (``/``
+    if empty) and ``?QUERY_STRING``. Not escaped for a log: the caller does that."""
+    uri = environ.get("REQUEST_URI")
+    if uri:
+        return str(uri)
+    from urllib.parse import quote  # only without REQUEST_URI (CGI start-up)
+
+    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+    uri = quote(path.encode("latin-1", "replace"), safe=_URI_SAFE) or "/"
+    query = environ.get("QUERY_STRING")
+    return f"{uri}?{query}" if query else uri
+
+
+def request_label(environ: Environ) -> str:
+    """``METHOD target`` (``GET /x?a=1``): the one rendering of a request for log
+    lines, the status page, the watchdog and the access log's request line
+    (``-`` for a missing method)."""
+    return f"{environ.get('REQUEST_METHOD') or '-'} {request_uri(environ)}"
 
 
 def split_script_name(script_name: str, path: str) -> str | None:
@@ -157,15 +197,28 @@ class EnvironBuilder:
             script_name_in_path_info=script_name_in_path_info,
         )
 
+    def build_request(self, event: RequestStarted) -> tuple[Environ, int | None]:
+        """As :meth:`build_from_strings`, for what a codec delivered: its params,
+        its path rule and the CONTENT_LENGTH it parsed (if it did)."""
+        return self.build_from_strings(
+            event.params,
+            script_name_in_path_info=event.script_name_in_path_info,
+            content_length=event.content_length,
+        )
+
     def build_from_strings(
         self,
         params: Iterable[tuple[str, str]],
         *,
         script_name_in_path_info: bool = False,
+        content_length: int | None = UNPARSED,
     ) -> tuple[Environ, int | None]:
         """As :meth:`build`, for parameters that are already latin-1 native strings.
 
         This is the form every codec delivers (``RequestStarted.params``).
+        ``content_length`` is CONTENT_LENGTH already parsed from these params
+        (``None``: none declared), as a codec that frames the body by it
+        passes it on; it is used as it is. Left ``UNPARSED``, it is parsed here.
         """
         if type(params) is not list:
             params = list(params)
@@ -182,20 +235,24 @@ class EnvironBuilder:
                     _merge(env, name, value)
                 else:
                     env[name] = value
-        return self._finish(env, script_name_in_path_info)
+        return self._finish(env, script_name_in_path_info, content_length)
 
-    def _finish(self, env: Environ, strip_prefix: bool) -> tuple[Environ, int | None]:
+    def _finish(
+        self, env: Environ, strip_prefix: bool, content_length: int | None
+    ) -> tuple[Environ, int | None]:
         if not env.keys().isdisjoint(_REMOVED):  # one check in C for the usual case
             for name in _REMOVED:
                 env.pop(name, None)
         env.update(self._template)  # after the params: they never replace wsgi.* keys
 
         length_text = env.get("CONTENT_LENGTH")
-        if length_text and length_text[0] == "-" and _is_negative_number(length_text):
-            log.debug("CONTENT_LENGTH %s read as no declared length (body to its end)",
-                      length_text[:21])
-            length_text = ""
-        content_length = parse_content_length(length_text) if length_text else None
+        if content_length == UNPARSED:
+            if length_text and length_text[0] == "-" and _is_negative_number(length_text):
+                log.debug("CONTENT_LENGTH %s read as no declared length (body to its end)",
+                          length_text[:21])
+                length_text = ""
+            content_length = parse_content_length(length_text) if length_text else None
+        # else: the codec parsed it (the last value, as here) and framed the body by it.
         if content_length is None:
             if length_text is not None:
                 del env["CONTENT_LENGTH"]
@@ -231,9 +288,8 @@ def _repeats_header(params: list[tuple[str, str]], env: Environ) -> bool:
 
 
 def _is_negative_number(text: str) -> bool:
-    """``-`` and 1 to 19 ASCII digits: a front end's "length unknown" (Go's -1)."""
-    digits = text[1:]
-    return 0 < len(digits) <= 19 and digits.isascii() and digits.isdigit()
+    """``-`` and a length: a front end's "length unknown" (Go's -1)."""
+    return length_value(text[1:]) is not None
 
 
 def _merge(env: Environ, name: str, value: str) -> None:
@@ -241,11 +297,25 @@ def _merge(env: Environ, name: str, value: str) -> None:
     env[name] = f"{env[name]}{sep}{value}"
 
 
-def host_name(host: str) -> str:
-    """A Host value (``name``, ``name:port``, ``[v6]``, ``[v6]:port``) without its port."""
+def split_host(host: str) -> tuple[str, str]:
+    """A Host value (``name``, ``name:port``, ``[v6]``, ``[v6]:port``) as ``(name,
+    rest)``: the name (a bracketed IPv6 literal kept whole), then whatever
+    follows it, ``""`` or ``":port"`` when well formed. The one place a host is
+    split; nothing is validated (a caller that must, checks both parts)."""
     if host.startswith("["):
-        return host[: host.find("]") + 1] or host
-    return host.split(":", 1)[0]
+        end = host.find("]") + 1
+        if not end:
+            return host, ""
+    else:
+        end = host.find(":")
+        if end < 0:
+            return host, ""
+    return host[:end], host[end:]
+
+
+def host_name(host: str) -> str:
+    """A Host value without its port (see :func:`split_host`)."""
+    return split_host(host)[0]
 
 
 def _is_https(env: Environ) -> bool:

@@ -17,8 +17,9 @@ always calls the result's ``close()``, and maps failures:
 from __future__ import annotations
 
 from ..errors import ClientDisconnected, StartResponseError
+from .environ import request_label
 from .lazylog import lazy_logger
-from .response import Response, request_label
+from .response import Response
 
 # typing and collections.abc cost a CGI start-up about 9 ms: annotations only.
 TYPE_CHECKING = False

@@ -24,7 +24,8 @@ that the front-end supplies; it frames the bytes for its protocol.
 from __future__ import annotations
 
 from ..errors import ResponseHeaderError, StartResponseError
-from ..params import HeadStyle
+from ..params import HeadStyle, length_value
+from .environ import request_label
 from .lazylog import lazy_logger
 
 # typing and collections.abc cost a CGI start-up about 9 ms: annotations only.
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 __all__ = [
     "HeadStyle",
     "Response",
-    "request_label",
     "send_status",
     "status_line",
     "validate_status",
@@ -83,14 +83,6 @@ _REFUSED_HEADERS = frozenset(
 )
 
 
-def request_label(environ: dict[str, Any]) -> str:
-    """``METHOD /script/path?query`` for log lines."""
-    path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    query = environ.get("QUERY_STRING", "")
-    label = f"{environ.get('REQUEST_METHOD', '?')} {path or '/'}"
-    return f"{label}?{query}" if query else label
-
-
 def validate_status(status: object) -> str:
     if type(status) is not str:
         raise ResponseHeaderError(f"status must be a native str, not {type(status).__name__}")
@@ -112,13 +104,13 @@ def validate_status(status: object) -> str:
 
 
 def validate_headers(headers: object) -> Headers:
-    _check_headers(headers)
-    return headers  # type: ignore[return-value]
+    """``headers`` itself once valid, else ``ResponseHeaderError``."""
+    return _check_headers(headers)[0]
 
 
-def _check_headers(headers: object) -> tuple[int | None, str]:
-    """Validate ``headers``; return the declared Content-Length (``None``: none)
-    and the header lines as they go out (``"Name: value\\r\\n"`` each)."""
+def _check_headers(headers: object) -> tuple[Headers, int | None, str]:
+    """Validate ``headers``; return them (typed), the declared Content-Length
+    (``None``: none) and the header lines as they go out (``"Name: value\\r\\n"`` each)."""
     if type(headers) is not list:
         raise ResponseHeaderError(
             f"response_headers must be a list, not {type(headers).__name__}"
@@ -135,7 +127,7 @@ def _check_headers(headers: object) -> tuple[int | None, str]:
                 )
             content_length = length
         lines += line
-    return content_length, lines
+    return headers, content_length, lines
 
 
 def _check_pair(item: object) -> tuple[str, int | None]:
@@ -152,9 +144,9 @@ def _check_pair(item: object) -> tuple[str, int | None]:
         raise ResponseHeaderError(f"value of header {name!r} is not latin-1")
     length: int | None = None
     if is_length:
-        if not (0 < len(value) <= 19 and value.isascii() and value.isdigit()):
+        length = length_value(value)
+        if length is None:
             raise ResponseHeaderError(f"invalid Content-Length {value[:40]!r}")
-        length = int(value)
     return f"{name}: {value}\r\n", length
 
 
@@ -243,9 +235,8 @@ class Response:
             raise StartResponseError("start_response called a second time without exc_info")
         status = validate_status(status)
         code = int(status[:3])
-        content_length, lines = _check_headers(headers)
+        self.headers, content_length, lines = _check_headers(headers)
         self.status = status
-        self.headers = headers
         self._lines = lines
         self.content_length = content_length
         self.no_body = self._head_request or code < 200 or code in (204, 304)

@@ -30,7 +30,7 @@ import ipaddress
 import re
 from collections.abc import Iterable
 
-from ..core.environ import decode_request_path, host_name
+from ..core.environ import decode_request_path, host_name, split_host
 from ..core.gateway import StartResponse, WSGIApp
 from .mount import Environ, keep_originals, normalise_prefix
 
@@ -38,7 +38,7 @@ __all__ = ["TrustedProxy"]
 
 # RFC 3986 reg-name restricted to what DNS and hosts files use (letters,
 # digits, "-", ".", "_", "~"); an IPv6 literal is checked by ipaddress.
-_HOST = re.compile(r"(?P<name>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::(?P<port>[0-9]{1,5}))?")
+_HOST_NAME = re.compile(r"\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+")
 _PORT = re.compile(r"[0-9]{1,5}")
 _SCHEMES = frozenset({"http", "https"})
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
@@ -59,16 +59,14 @@ def _client_address(value: str) -> str | None:
     """The IP address in an X-Forwarded-For entry: ``1.2.3.4``, ``2001:db8::1``,
     ``[2001:db8::1]``, ``[2001:db8::1]:80`` or ``1.2.3.4:80``; None if malformed."""
     host = value
-    if value.startswith("["):
-        end = value.find("]")
-        after = value[end + 1 :]
-        if end < 0 or (after and not (after.startswith(":") and _is_port(after[1:]))):
+    if value.startswith("[") or value.count(":") == 1:  # bracketed, or IPv4 with a port
+        host, rest = split_host(value)
+        if rest and not (rest.startswith(":") and _is_port(rest[1:])):
             return None
-        host = value[1:end]
-    elif value.count(":") == 1:  # IPv4 with a port
-        host, _, port = value.partition(":")
-        if not _is_port(port):
-            return None
+        if host.startswith("["):
+            if not host.endswith("]"):
+                return None
+            host = host[1:-1]
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -86,16 +84,18 @@ def _has_controls(text: str) -> bool:
 
 def _host(value: str) -> tuple[str, str | None] | None:
     """(name, port or None) of an X-Forwarded-Host value, or None if malformed."""
-    match = _HOST.fullmatch(value)
-    if match is None:
+    name, rest = split_host(value)
+    if _HOST_NAME.fullmatch(name) is None:
         return None
-    name, port = match.group("name"), match.group("port")
     if name.startswith("["):
         try:
             ipaddress.IPv6Address(name[1:-1])
         except ValueError:
             return None
-    if port is not None and not _is_port(port):
+    if not rest:
+        return name, None
+    port = rest[1:]
+    if not rest.startswith(":") or not _is_port(port):
         return None
     return name, port
 

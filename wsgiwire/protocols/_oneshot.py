@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Final
 
-from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
+from ..errors import LocalProtocolError, RemoteProtocolError
 from ..events import (
     NEED_DATA,
     BodyData,
@@ -30,7 +30,7 @@ from ..events import (
 from ..limits import DEFAULT_LIMITS, Limits
 from ..params import HeadStyle
 
-__all__ = ["OneShotConnection", "check_pair_limits", "shown"]
+__all__ = ["OneShotConnection", "check_pair_limits"]
 
 
 # Connection states (one request per connection).
@@ -39,37 +39,19 @@ _BODY: Final = 1  # RequestStarted emitted; body bytes still expected
 _DONE: Final = 2  # BodyEnd emitted (or queued); later bytes are discarded
 
 
-def shown(data: bytes | bytearray | str) -> str:
-    """Up to 40 bytes of ``data`` (bytes, or latin-1 text) for an error message (never raises)."""
-    head = data[:40] if isinstance(data, str) else bytes(data[:40]).decode("latin-1")
-    text = head.encode("unicode_escape").decode("ascii")
-    return text + ("..." if len(data) > 40 else "")
-
-
 def check_pair_limits(pairs: Params, names: list[str], limits: Limits, block_size: int) -> None:
-    """Apply the count, name and value limits to decoded pairs (all 431).
+    """Apply the count, name and value limits (``Limits.check_*``) to decoded pairs.
 
     ``block_size`` is the size of the block they were decoded from: a limit
     it does not exceed cannot be hit by any one name or value, which spares
-    the checks for every ordinary request. Otherwise they run over whole
-    lists in C (``max(map(len, ...))``).
+    measuring them for every ordinary request. Otherwise the longest is
+    found in C (``max(map(len, ...))``) and checked.
     """
-    if len(pairs) > limits.max_param_count:
-        raise LimitExceeded(
-            "max_param_count", len(pairs), limits.max_param_count, status_hint=431, request_id=0
-        )
+    limits.check_param_count(len(pairs), 0)
     if block_size > limits.max_name_length:
-        longest = max(map(len, names), default=0)
-        if longest > limits.max_name_length:
-            raise LimitExceeded(
-                "max_name_length", longest, limits.max_name_length, status_hint=431, request_id=0
-            )
+        limits.check_name_length(max(map(len, names), default=0), 0)
     if block_size > limits.max_value_length:
-        longest = max((len(value) for _, value in pairs), default=0)
-        if longest > limits.max_value_length:
-            raise LimitExceeded(
-                "max_value_length", longest, limits.max_value_length, status_hint=431, request_id=0
-            )
+        limits.check_value_length(max((len(value) for _, value in pairs), default=0), 0)
 
 
 class OneShotConnection:
@@ -225,12 +207,20 @@ class OneShotConnection:
         return f"{len(self._head)} bytes received"
 
     def _start(
-        self, params: Params, content_length: int, script_name_in_path_info: bool, head_size: int
+        self,
+        params: Params,
+        declared: int | None,
+        script_name_in_path_info: bool,
+        head_size: int,
     ) -> None:
-        """Queue ``RequestStarted``; what was received past the ``head_size`` bytes is body."""
-        self._limits.check_body_size(content_length, 0)
+        """Queue ``RequestStarted``; what was received past the ``head_size`` bytes is body.
+
+        ``declared`` is CONTENT_LENGTH as parsed (``None``: none declared, no
+        body); it frames the body and goes to the core in the event.
+        """
+        content_length = self._limits.check_body_size(declared or 0, 0)
         self._events.append(
-            RequestStarted(0, params, False, Role.RESPONDER, script_name_in_path_info)
+            RequestStarted(0, params, False, Role.RESPONDER, script_name_in_path_info, declared)
         )
         self._declared = self._remaining = content_length
         received = self._head

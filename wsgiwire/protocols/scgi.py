@@ -74,13 +74,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from ..errors import LimitExceeded, RemoteProtocolError
+from ..errors import RemoteProtocolError
 from ..events import (
     Params,
 )
 from ..limits import DEFAULT_LIMITS, Limits
-from ..params import parse_content_length
-from ._oneshot import OneShotConnection, check_pair_limits, shown
+from ..params import parse_content_length, shown
+from ._oneshot import OneShotConnection, check_pair_limits
 
 __all__ = ["SCGIConnection", "encode_request"]
 
@@ -146,29 +146,16 @@ class SCGIConnection(OneShotConnection):
                             request_id=0,
                         )
                     if digits > max_digits:
-                        # At least this big: there is no leading zero.
-                        raise LimitExceeded(
-                            "max_params_bytes",
-                            int(data[: pos + 1]),
-                            limits.max_params_bytes,
-                            status_hint=431,
-                            request_id=0,
-                        )
+                        # More digits than the limit has, and no leading zero:
+                        # refused without waiting for the rest of the length.
+                        limits.check_params_bytes(int(data[: pos + 1]), 0)
                     pos += 1
                 else:
                     self._scanned = pos
                     return False
             if pos == 0:
                 raise RemoteProtocolError("SCGI netstring has no length before ':'", request_id=0)
-            block_len = int(data[:pos])
-            if block_len > limits.max_params_bytes:
-                raise LimitExceeded(
-                    "max_params_bytes",
-                    block_len,
-                    limits.max_params_bytes,
-                    status_hint=431,
-                    request_id=0,
-                )
+            block_len = limits.check_params_bytes(int(data[:pos]), 0)
             self._block_len = block_len
             self._prefix_len = pos + 1
         prefix = self._prefix_len

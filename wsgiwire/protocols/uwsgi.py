@@ -73,7 +73,7 @@ from collections.abc import Iterable
 from operator import itemgetter
 from typing import ClassVar, Final
 
-from ..errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
+from ..errors import LocalProtocolError, RemoteProtocolError
 from ..events import Params
 from ..limits import DEFAULT_LIMITS, Limits
 from ..params import HeadStyle, parse_content_length
@@ -162,12 +162,7 @@ class UWSGIConnection(OneShotConnection):
                 raise RemoteProtocolError(
                     "uwsgi packet with datasize 0: no variables, so no request", request_id=0
                 )
-            limit = self._limits.max_params_bytes
-            if datasize > limit:
-                raise LimitExceeded(
-                    "max_params_bytes", datasize, limit, status_hint=431, request_id=0
-                )
-            self._datasize = datasize
+            self._datasize = self._limits.check_params_bytes(datasize, 0)
             self._modifier1 = modifier1
         head_size = _HEADER.size + datasize
         if len(data) < head_size:
@@ -177,7 +172,7 @@ class UWSGIConnection(OneShotConnection):
         )
         self._start(
             params,
-            content_length or 0,
+            content_length,
             self._modifier1 == MODIFIER1_MANAGE_PATH_INFO,
             head_size,
         )

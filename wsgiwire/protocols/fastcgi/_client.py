@@ -14,6 +14,7 @@ from typing import Final
 
 from ...errors import LocalProtocolError, RemoteProtocolError
 from ...events import NEED_DATA, ConnectionClosed, NeedData, Role, raw_pairs
+from ...limits import Limits
 from ._wire import (
     BEGIN_BODY,
     END_BODY,
@@ -52,6 +53,13 @@ __all__ = [
 ]
 
 _MAX_ID: Final = 0xFFFF
+# A server's FCGI_GET_VALUES_RESULT is read whole, one record: no pair limit but its size.
+_UNLIMITED: Final = Limits(
+    max_params_bytes=MAX_PAIR_LENGTH,
+    max_param_count=MAX_PAIR_LENGTH,
+    max_name_length=MAX_PAIR_LENGTH,
+    max_value_length=MAX_PAIR_LENGTH,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +206,7 @@ class FastCGIClient:
             return EndRequest(request_id, app_status, protocol_status)
         if rtype == FCGI_GET_VALUES_RESULT:
             pairs: list[tuple[str, str]] = []
-            need = decode_pairs(content, pairs, MAX_PAIR_LENGTH, MAX_PAIR_LENGTH, None)[1]
+            need = decode_pairs(content, pairs, _UNLIMITED, None)[1]
             if need:
                 raise RemoteProtocolError(
                     "FCGI_GET_VALUES_RESULT ends in the middle of a name-value pair"

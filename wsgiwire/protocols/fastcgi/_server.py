@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Collection
 from typing import ClassVar, Final
 
-from ...errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
+from ...errors import LocalProtocolError, RemoteProtocolError
 from ...events import (
     NEED_DATA,
     BodyData,
@@ -377,15 +377,7 @@ class FastCGIConnection:
     def _params(self, req: _Request, content: bytes, request_id: int) -> None:
         """Decode FCGI_PARAMS content as a continuation of the stream so far."""
         limits = self._limits
-        req.params_bytes += len(content)
-        if req.params_bytes > limits.max_params_bytes:
-            raise LimitExceeded(
-                "max_params_bytes",
-                req.params_bytes,
-                limits.max_params_bytes,
-                status_hint=431,
-                request_id=request_id,
-            )
+        req.params_bytes = limits.check_params_bytes(req.params_bytes + len(content), request_id)
         pending = req.pending
         if pending is not None:
             pending += content
@@ -394,14 +386,7 @@ class FastCGIConnection:
             data = bytes(pending)
         else:
             data = content
-        used, need = decode_pairs(
-            data,
-            req.params,
-            limits.max_name_length,
-            limits.max_value_length,
-            request_id,
-            max_count=limits.max_param_count,
-        )
+        used, need = decode_pairs(data, req.params, limits, request_id)
         if need:
             req.pending = bytearray(data[used:])
             req.need = need
@@ -411,9 +396,7 @@ class FastCGIConnection:
     def _get_values(self, content: bytes) -> None:
         """Answer FCGI_GET_VALUES with the variables we know, in the order asked."""
         pairs: list[tuple[str, str]] = []
-        limits = self._limits
-        max_name, max_value = limits.max_name_length, limits.max_value_length
-        need = decode_pairs(content, pairs, max_name, max_value, None)[1]
+        need = decode_pairs(content, pairs, self._limits, None)[1]
         asked = raw_pairs(pairs)
         if need:
             raise RemoteProtocolError("FCGI_GET_VALUES ends in the middle of a name-value pair")

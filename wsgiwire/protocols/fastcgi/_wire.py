@@ -19,7 +19,8 @@ import struct
 from collections.abc import Iterable
 from typing import Final
 
-from ...errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
+from ...errors import LocalProtocolError, RemoteProtocolError
+from ...limits import Limits
 
 # A private module: the package (``__init__.py``) says what is public.
 
@@ -286,13 +287,7 @@ def encode_pairs(pairs: Iterable[tuple[bytes, bytes]]) -> bytes:
 
 
 def decode_pairs(
-    data: bytes,
-    out: list[tuple[str, str]],
-    max_name: int,
-    max_value: int,
-    request_id: int | None,
-    *,
-    max_count: int = MAX_PAIR_LENGTH,
+    data: bytes, out: list[tuple[str, str]], limits: Limits, request_id: int | None
 ) -> tuple[int, int]:
     """Append the complete name-value pairs at the start of ``data`` to ``out``.
 
@@ -303,12 +298,12 @@ def decode_pairs(
     Returns ``(used, need)``: ``used`` bytes were decoded; if ``need`` is not
     zero, an incomplete pair starts at ``used`` and at least ``need`` bytes
     from there are required before decoding it can progress (its lengths, or
-    the whole pair once the lengths are known). Each length is checked against
-    its limit as soon as it is read, so a value claiming 2 GiB fails before
-    any of it is waited for; and ``out`` never grows past ``max_count`` pairs
-    (one more is ``LimitExceeded``), so a record packed with tiny pairs is
-    refused before it is all cut up. These are the only checks of the pair
-    limits for FastCGI: one place, for every stream and both sides.
+    the whole pair once the lengths are known). Each length goes to its
+    ``limits`` check (:meth:`Limits.check_name_length`, ...) as soon as it is
+    read, so a value claiming 2 GiB fails before any of it is waited for; and
+    ``out`` never grows past ``limits.max_param_count`` pairs (one more is
+    ``LimitExceeded``), so a record packed with tiny pairs is refused before
+    it is all cut up. The rules themselves are stated in :class:`Limits` only.
     """
     text = data.decode("latin-1")
     pos = 0
@@ -316,15 +311,12 @@ def decode_pairs(
     last = end - 1
     unpack_u32 = _U32.unpack_from
     append = out.append
+    max_count = limits.max_param_count
     # Pairs with two 1-byte lengths (nearly all) take the short path, unless a
     # limit is below 128 and each length must be checked.
-    short = max_name >= 127 and max_value >= 127
+    short = limits.max_name_length >= 127 and limits.max_value_length >= 127
     while True:
-        room = max_count - len(out)
-        if room < 0:
-            raise LimitExceeded(
-                "max_param_count", len(out), max_count, status_hint=431, request_id=request_id
-            )
+        room = max_count - limits.check_param_count(len(out), request_id)
         if short:
             # A pair takes at least 2 bytes: pairs starting before ``limit``
             # are at most one more than the count allows (then refused above),
@@ -358,10 +350,7 @@ def decode_pairs(
             at = pos + 4
         else:
             at = pos + 1
-        if name_len > max_name:
-            raise LimitExceeded(
-                "max_name_length", name_len, max_name, status_hint=431, request_id=request_id
-            )
+        limits.check_name_length(name_len, request_id)
         if at >= end:
             return pos, at - pos + 1
         value_len = data[at]
@@ -372,10 +361,7 @@ def decode_pairs(
             at += 4
         else:
             at += 1
-        if value_len > max_value:
-            raise LimitExceeded(
-                "max_value_length", value_len, max_value, status_hint=431, request_id=request_id
-            )
+        limits.check_value_length(value_len, request_id)
         split = at + name_len
         stop = split + value_len
         if stop > end:
