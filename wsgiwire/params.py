@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from .errors import BadRequest
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import ClassVar
+
 __all__ = ["HeadStyle", "parse_content_length"]
 
 _DIGITS = frozenset(b"0123456789")
@@ -44,8 +48,8 @@ class HeadStyle:
 
     __slots__ = ("value",)
 
-    CGI: HeadStyle
-    HTTP: HeadStyle
+    CGI: ClassVar[HeadStyle]
+    HTTP: ClassVar[HeadStyle]
 
     def __init__(self, value: str) -> None:
         self.value = value
