@@ -36,9 +36,6 @@ COMPILED = (
     "wsgiwire.adapters.runner",
     "wsgiwire.adapters.scoreboard",
     "wsgiwire.adapters.worker",
-    "wsgiwire.adapters.fastcgi",
-    "wsgiwire.adapters.scgi",
-    "wsgiwire.adapters.uwsgi",
 )
 
 COMPILED_NAME = "compiled (mypyc)"
