@@ -108,3 +108,26 @@ def test_setup_compiles_exactly_the_listed_modules() -> None:
     assert not {"wsgiwire.errors", "wsgiwire.limits",
                 "wsgiwire.core._apptypes"} & set(_build.COMPILED)
     assert "_build.py" in (REPO / "setup.py").read_text()
+
+
+def test_no_compiler_builds_the_pure_package_with_one_warning(tmp_path: Path) -> None:
+    """A failed C compile (here: a compiler that always fails) is not a failed build:
+    setup.py warns once and the tree holds no extension module (the pure build)."""
+    pytest.importorskip("mypyc")
+    import shutil
+
+    for name in ("setup.py", "pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, tmp_path / name)
+    shutil.copytree(REPO / "wsgiwire", tmp_path / "wsgiwire", symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    env = {**os.environ, "CC": "/bin/false"}
+    for key in ("WSGIWIRE_PURE", "WSGIWIRE_REQUIRE_COMPILED"):
+        env.pop(key, None)
+    done = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("wsgiwire: ")]
+    assert len(warnings) == 1 and "C compile failed" in warnings[0], done.stderr[-2000:]
+    assert "building the pure (interpreted) package" in warnings[0]
+    assert list((tmp_path / "wsgiwire").rglob("*.so")) == []
