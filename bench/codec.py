@@ -36,7 +36,9 @@ import argparse
 import importlib
 import io
 import json
+import os
 import struct
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -49,6 +51,11 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+# The wsgiwire to measure: this checkout's, or (``--compiled DIR`` runs this script
+# again with it set) the one in DIR, e.g. ./dev test's compiled copy build/compiled.
+_TREE_ENV = "WSGIWIRE_BENCH_TREE"
+if os.environ.get(_TREE_ENV):
+    sys.path.insert(0, os.environ[_TREE_ENV])
 
 Pairs = list[tuple[bytes, bytes]]
 
@@ -461,16 +468,55 @@ def markdown(results: Sequence[CaseResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def compiled_results(tree: Path, seconds: float, rounds: int) -> list[CaseResult]:
+    """The wsgiwire cases again, in a child process importing the wsgiwire in ``tree``,
+    which must be the compiled build; flup's rows are not repeated."""
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--json-only",
+         "--seconds", str(seconds), "--rounds", str(rounds)],
+        env={**os.environ, _TREE_ENV: str(tree.resolve())},
+        capture_output=True, text=True, check=True, timeout=1800,
+    )
+    rows = json.loads(done.stdout)
+    build = rows.pop()["build"]
+    if not build.startswith("compiled"):
+        raise SystemExit(f"codec: the wsgiwire in {tree} is not the compiled build ({build})")
+    out = []
+    for row in rows:
+        if row["implementation"] != "wsgiwire":
+            continue
+        result = CaseResult(**row)
+        result.name = f"{result.name} [{build}]"
+        out.append(result)
+        shown = (f"{result.requests_per_s:12,.0f} req/s {result.us_per_request:7.2f} us"
+                 if result.requests_per_s else result.note)
+        print(f"  {result.name:45} {shown}", flush=True)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=0.3, help="length of one round")
     parser.add_argument("--rounds", type=int, default=5, help="rounds per case (best counts)")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results",
                         help="directory for codec.md and codec.json")
+    parser.add_argument("--compiled", type=Path, metavar="DIR",
+                        help="also measure the wsgiwire cases on the compiled build in DIR "
+                        "(./dev test makes build/compiled); rows marked [compiled (mypyc)]")
+    parser.add_argument("--json-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    from wsgiwire._build import name as build_name
+
+    if args.json_only:  # the child of --compiled: results on stdout
+        print(json.dumps([asdict(r) for r in run_all(args.seconds, args.rounds, echo=False)]
+                         + [{"build": build_name()}]))
+        return 0
     print(f"codec micro-benchmark: {len(FASTCGI_PARAMS)} FastCGI params, "
-          f"{len(fastcgi_request(FASTCGI_PARAMS))} bytes per request")
+          f"{len(fastcgi_request(FASTCGI_PARAMS))} bytes per request; wsgiwire build: "
+          f"{build_name()}")
     results = run_all(args.seconds, args.rounds)
+    if args.compiled is not None:
+        results += compiled_results(args.compiled, args.seconds, args.rounds)
     table = markdown(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "codec.md").write_text("# Codec micro-benchmark\n\n" + table)

@@ -137,6 +137,13 @@ class Backend:
     stop_grace: float = STOP_TIMEOUT_S  # seconds after SIGTERM before SIGKILL
 
 
+def _build_name() -> str:
+    """The build this checkout's backends run (``wsgiwire --version`` says the same)."""
+    from wsgiwire._build import name
+
+    return name()
+
+
 def _venv(tool: str) -> str:
     return str(VENV_BIN / tool)
 
@@ -307,16 +314,43 @@ def base_import_path(checkout: Path) -> str:
     return proc.stdout.strip() or proc.stderr.strip()[-200:]
 
 
+def base_build(checkout: Path) -> str:
+    """Which build (``wsgiwire._build.name()``) a base backend's interpreter runs."""
+    probe = "import sys; sys.path.pop(0); from wsgiwire._build import name; print(name())"
+    proc = subprocess.run(
+        [_venv("python"), "-c", probe], capture_output=True, text=True, check=False,
+        cwd=REPO_ROOT, timeout=30,
+        env={**os.environ, "PYTHONPATH": str(checkout), "PYTHONPYCACHEPREFIX": str(BASE_PYCACHE)},
+    )
+    return proc.stdout.strip() or proc.stderr.strip()[-200:]
+
+
+def use_compiled_as_base() -> None:
+    """``--compiled DIR``: the base twins are the compiled build, named compiled-NAME."""
+    global BASE_PREFIX
+    BASE_PREFIX = COMPILED_PREFIX
+
+
+COMPILED_PREFIX = "compiled-"
+
+
 def add_base_backends(checkout: Path, *, probe: bool = True) -> None:
-    """Register base-NAME for every BASE_OF backend; fails unless wsgiwire loads from DIR."""
+    """Register base-NAME for every BASE_OF backend; fails unless wsgiwire loads from DIR
+    (and, for ``--compiled``, unless DIR's is the compiled build)."""
     found = base_import_path(checkout) if probe else ""
     if probe and Path(found).resolve() != (checkout / "wsgiwire" / "__init__.py").resolve():
         raise BenchError(f"--base {checkout}: wsgiwire loads from {found}, not from there")
+    if probe and BASE_PREFIX == COMPILED_PREFIX:
+        build = base_build(checkout)
+        if not build.startswith("compiled"):
+            raise BenchError(f"--compiled {checkout}: that wsgiwire is not compiled ({build})")
     for name, protocol in BASE_OF.items():
         current = BACKENDS[name]
         BACKENDS[BASE_PREFIX + name] = dataclasses.replace(
             current, name=BASE_PREFIX + name, command=_wsgiwire_base(protocol, checkout),
-            description=f"{name} with the wsgiwire of --base {checkout}",
+            description=(f"{name} with the compiled wsgiwire of {checkout}"
+                         if BASE_PREFIX == COMPILED_PREFIX
+                         else f"{name} with the wsgiwire of --base {checkout}"),
         )
 
 
@@ -1064,6 +1098,22 @@ def against_base(results: list[CellResult], meta: dict[str, Any]) -> list[str]:
     if not rows:
         return []
     where = meta.get("base") or {}
+    if where.get("compiled"):
+        return [
+            f"## Pure against compiled ({where.get('dir', '?')})",
+            "",
+            "Each wsgiwire backend (this checkout: the pure build) over its `compiled-` twin "
+            "(`--compiled`: the compiled build of the same source, from the directory above), "
+            "in the same rounds. x compiled is the median of the per-round ratios (below 1: the "
+            "pure build is slower); CPU: the backend's CPU µs per request, each round, pure / "
+            "compiled, and their ratio.",
+            "",
+            "| backend | scenario | pure req/s | compiled req/s | x compiled | "
+            "x compiled per round | CPU µs/req per round, pure/compiled | CPU x compiled |",
+            "|---|---|---:|---:|---:|---|---|---:|",
+            *rows,
+            "",
+        ]
     return [
         f"## Against the base checkout ({where.get('git', '?')}, {where.get('dir', '?')})",
         "",
@@ -1324,7 +1374,9 @@ def collect_meta(args: argparse.Namespace, backends: list[str], scenarios: list[
         "git": git_state(),
         "code_digest": code_digest(),
         "base": (None if args.base is None
-                 else {"dir": str(args.base), "git": git_state(args.base)}),
+                 else {"dir": str(args.base), "git": git_state(args.base),
+                       "compiled": bool(args.compiled)}),
+        "build": _build_name(),
         "backends": backends,
         "scenarios": scenarios,
     }
@@ -1364,7 +1416,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="another checkout of wsgiwire (e.g. a release point): adds "
                         f"{', '.join(BASE_PREFIX + n for n in BASE_OF)}, the same backends "
                         "running DIR's wsgiwire in the same rounds, and the ratios to them")
+    parser.add_argument("--compiled", type=Path, metavar="DIR",
+                        help="a tree holding the compiled build (./dev test makes "
+                        f"build/compiled): adds {', '.join(COMPILED_PREFIX + n for n in BASE_OF)}"
+                        ", those backends on the compiled build in the same rounds (this "
+                        "checkout's run pure), and the ratios to them")
     args = parser.parse_args(argv)
+    if args.compiled is not None:
+        if args.base is not None:
+            parser.error("--compiled and --base both name the twin: use one")
+        use_compiled_as_base()
+        args.base = args.compiled
     if args.base is not None and not args.render:
         args.base = args.base.resolve()
         try:
@@ -1387,6 +1449,8 @@ def rerender(saved: Path, out: Path) -> int:
     from bench import codec
 
     payload = json.loads(saved.read_text())
+    if (payload["meta"].get("base") or {}).get("compiled"):
+        use_compiled_as_base()
     if payload["meta"].get("base"):
         add_base_backends(Path(payload["meta"]["base"]["dir"]), probe=False)
     names = {f.name for f in dataclasses.fields(CellResult)}

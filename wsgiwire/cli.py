@@ -22,13 +22,26 @@ class _FromUWSGI(argparse.Action):
         parser.exit(ini_command_line(str(values), sys.stdout, sys.stderr))
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: "wsgiwire 0.1.0 (compiled (mypyc))" or "... (pure)"; the build is
+    looked up only when asked for."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        from ._build import name
+
+        print(f"wsgiwire {__version__} ({name()})")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wsgiwire",
         description="Run a WSGI application behind a web server over CGI, FastCGI, SCGI "
         "or uwsgi.",
     )
-    parser.add_argument("--version", action="version", version=f"wsgiwire {__version__}")
+    parser.add_argument("--version", action=_VersionAction, nargs=0,
+                        help="show the version and which build runs (compiled or pure)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = sub.add_parser(

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Final
+from typing import ClassVar, Final
 
 from .params import UNPARSED
 
@@ -59,7 +59,7 @@ class Role(IntEnum):
 class NeedData:
     """Sentinel type: the codec needs more bytes before it can say anything."""
 
-    _instance: NeedData | None = None
+    _instance: ClassVar[NeedData | None] = None
 
     def __new__(cls) -> NeedData:
         if cls._instance is None:

@@ -8,7 +8,7 @@ from .errors import BadRequest
 # typing is not imported at run time: a CGI request loads this module.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Final
+    from typing import ClassVar, Final
 
 __all__ = ["HeadStyle", "UNPARSED", "length_value", "parse_content_length", "shown"]
 
@@ -16,6 +16,7 @@ __all__ = ["HeadStyle", "UNPARSED", "length_value", "parse_content_length", "sho
 # (FastCGI frames the body with records): the core parses it, once. A parsed
 # length is never negative, so this cannot be mistaken for one.
 UNPARSED: Final = -1
+
 
 def length_value(text: str | bytes) -> int | None:
     """``text`` as a length if it is what a length looks like: 1 to 19 ASCII
@@ -66,8 +67,8 @@ class HeadStyle:
 
     __slots__ = ("value",)
 
-    CGI: HeadStyle
-    HTTP: HeadStyle
+    CGI: ClassVar[HeadStyle]
+    HTTP: ClassVar[HeadStyle]
 
     def __init__(self, value: str) -> None:
         self.value = value

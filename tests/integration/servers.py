@@ -190,6 +190,13 @@ def make_world_readable(root: Path) -> None:
 def stage_package(dest: Path) -> Path:
     """Copy the ``wsgiwire`` package source into ``dest``; returns ``dest/wsgiwire``.
 
+    The copy is of the build this run tests: in ``./dev test``'s compiled run the
+    package folder holds the extension modules and mypyc's shared library
+    (``wsgiwire/_compiled__mypyc*.so``) beside the sources, so the scripts a web
+    server runs load the compiled build (when ``script_python()`` is the Python
+    version it was built for; another version ignores them and runs pure); in the
+    pure run there are none.
+
     ``dest`` (and the copy) are made world-readable, so ``sys.path.insert(0, dest)`` in a
     script run by a dropped-privilege server finds the package.
     """

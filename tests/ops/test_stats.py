@@ -106,11 +106,13 @@ def test_malformed_reasons_come_from_the_error_class(server: Server) -> None:
 
     board = server.board
     assert board is not None
-    worker = Worker.__new__(Worker)
-    worker.board, worker.slot = board, 0
-    worker.note_malformed(LimitExceeded("max_params_bytes", 2, 1))
-    worker.note_malformed(BadRequest("bad CONTENT_LENGTH"))
-    worker.note_malformed(BadRequest("again"))
+    worker = Worker(server.config, board, 0)  # a real one: a compiled class has no bare __new__
+    try:
+        worker.note_malformed(LimitExceeded("max_params_bytes", 2, 1))
+        worker.note_malformed(BadRequest("bad CONTENT_LENGTH"))
+        worker.note_malformed(BadRequest("again"))
+    finally:
+        worker.close()
     assert board.counters(0).malformed == (1, 2, 0)
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from tests.support import fcgi_spec as spec
-from tests.support.sending import sent
+from tests.support.sending import sent, wrong_event_error
 from wsgiwire.errors import LocalProtocolError
 from wsgiwire.events import (
     NEED_DATA,
@@ -201,7 +201,7 @@ def test_send_before_params_complete() -> None:
 
 
 def test_send_wrong_event_type() -> None:
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(wrong_event_error()):
         sent(started(1), BodyData(1, b"x"))  # type: ignore[arg-type]
 
 

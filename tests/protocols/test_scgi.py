@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from tests.support import scgi_spec as spec
 from tests.support import text_pairs
-from tests.support.sending import sent
+from tests.support.sending import sent, wrong_event_error
 from wsgiwire.errors import BadRequest, LimitExceeded, LocalProtocolError, RemoteProtocolError
 from wsgiwire.events import (
     NEED_DATA,
@@ -524,7 +524,7 @@ def test_send_checks_request() -> None:
     conn = started_conn()
     with pytest.raises(LocalProtocolError):
         sent(conn, ResponseData(1, b"wrong id"))
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(wrong_event_error()):
         sent(conn, BodyEnd(0))  # type: ignore[arg-type]
 
 

@@ -12,3 +12,15 @@ def sent(codec: Any, event: Any) -> bytes:
     if len(chunks) == 1 and type(chunks[0]) is bytes:
         return chunks[0]  # type: ignore[no-any-return]
     return b"".join(chunks)
+
+
+def wrong_event_error() -> type[Exception]:
+    """What ``codec.send`` raises for an event that is not an outbound one:
+    ``LocalProtocolError`` from the pure build; the compiled build's argument check
+    (``send(event: OutEvent)``) refuses it first, with ``TypeError``."""
+    from wsgiwire._build import _is_extension
+    from wsgiwire.errors import LocalProtocolError
+
+    if _is_extension("wsgiwire.protocols._oneshot"):
+        return TypeError
+    return LocalProtocolError

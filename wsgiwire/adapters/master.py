@@ -229,9 +229,12 @@ class Server:
 
     def _announce(self) -> None:
         from .. import __version__
+        from .._build import name as build_name
 
+        build = build_name()
         for name in self.listen_names:
-            log.info("wsgiwire %s serving %s on %s", __version__, self.config.driver.name, name)
+            log.info("wsgiwire %s (%s) serving %s on %s", __version__, build,
+                     self.config.driver.name, name)
         if self.config.stats_listener is not None:
             stats = self.config.stats_listener
             log.info("status page on %s (JSON at /, Prometheus at /metrics; %s)",

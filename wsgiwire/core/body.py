@@ -69,7 +69,7 @@ class BodyBuffer:
         self._limits = limits
         self._spool_at = limits.spool_threshold
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Add body bytes. Raises if the body grows past its declared length or the limit."""
         if not data:
             return
@@ -91,7 +91,7 @@ class BodyBuffer:
         else:
             self._chunks.append(bytes(data))
 
-    def _spool(self, data: bytes) -> None:
+    def _spool(self, data: bytes | bytearray | memoryview) -> None:
         """Move the body so far, and ``data``, to a temporary file."""
         import tempfile  # only when spooling: a CGI request rarely needs it
 

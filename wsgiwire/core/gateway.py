@@ -17,6 +17,7 @@ always calls the result's ``close()``, and maps failures:
 from __future__ import annotations
 
 from ..errors import ClientDisconnected, StartResponseError
+from ._apptypes import StartResponse, WSGIApp
 from .environ import request_label
 from .lazylog import lazy_logger
 from .response import Response
@@ -25,20 +26,12 @@ from .response import Response
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable, Iterator
-    from typing import IO, Any, Protocol
+    from typing import IO, Any
 
-    StartResponse = Callable[..., Callable[[bytes], None]]
-
-    class WSGIApp(Protocol):
-        def __call__(
-            self, environ: dict[str, Any], start_response: StartResponse, /
-        ) -> Iterable[bytes]: ...
-
-else:
-    # Names other modules import: at run time they only ever annotate.
-    StartResponse = WSGIApp = object
-
-__all__ = ["WSGIApp", "app_steps", "call_app", "FileWrapper", "ErrorStream", "request_label"]
+__all__ = [
+    "WSGIApp", "StartResponse", "app_steps", "call_app", "FileWrapper", "ErrorStream",
+    "request_label",
+]
 
 log = lazy_logger("wsgiwire")
 

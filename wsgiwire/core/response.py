@@ -219,10 +219,13 @@ class Response:
         self.overflowed = False
 
     # -- the WSGI callables -------------------------------------------------
+    # ``status``, ``headers`` and ``data`` are annotated ``object``: they come from the
+    # application, and the checks below (not a compiled build's argument check, which
+    # would raise a bare TypeError) say what is wrong with them.
     def start_response(
         self,
-        status: str,
-        headers: Headers,
+        status: object,
+        headers: object,
         exc_info: ExcInfo | None = None,
     ) -> Callable[[bytes], None]:
         if exc_info is not None:
@@ -242,7 +245,7 @@ class Response:
         self.no_body = self._head_request or code < 200 or code in (204, 304)
         return self.write
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: object) -> None:
         """The WSGI ``write`` callable, also used for each chunk of the iterable."""
         if type(data) is not bytes:
             if isinstance(data, (bytearray, memoryview)):
