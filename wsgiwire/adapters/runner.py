@@ -32,15 +32,15 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Generator
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Generator
+from typing import IO, TYPE_CHECKING, Any, Final, final
 
 from ..core.body import BodyBuffer
-from ..core.gateway import ErrorStream, app_steps, call_app
+from ..core.gateway import ErrorStream, app_steps, call_app, request_label
 from ..core.response import Response
 from ..errors import ClientDisconnected
 from ..events import RequestStarted, ResponseData, ResponseErrorData
-from .base import Buffer, Codec
+from .base import Buffer, Codec, Transport
 
 if TYPE_CHECKING:
     from .base import Loop
@@ -51,18 +51,21 @@ __all__ = ["DATA", "END", "ERRORS", "FILE", "FLUSH_AT", "FileSegment", "Request"
 log = logging.getLogger("wsgiwire")
 
 # Response bytes gathered before the transport is asked to write them.
-FLUSH_AT = 262144
+FLUSH_AT: Final = 262144
 # A threaded reply may be this far ahead of the socket before its thread waits.
-QUEUE_MAX = 4 << 20
+QUEUE_MAX: Final = 4 << 20
 # An inline run holds at most this many unsent bytes in memory within one step
 # (the app's write() calls): then the socket takes what it can, the file the rest.
-SPILL_AT = 1 << 20
+SPILL_AT: Final = 1 << 20
 # writev() takes at most IOV_MAX (1024 on Linux) buffers at once.
-_IOV_MAX = 1024
+_IOV_MAX: Final = 1024
 # Kinds of items an app thread posts to the loop.
-DATA, ERRORS, FILE, END = 0, 1, 2, 3
+DATA: Final = 0
+ERRORS: Final = 1
+FILE: Final = 2
+END: Final = 3
 # Block size for a file_wrapper file that sendfile cannot send.
-_READ_BLOCK = 65536
+_READ_BLOCK: Final = 65536
 
 
 class Request:
@@ -77,6 +80,7 @@ class Request:
         self.keep_conn = event.keep_conn
 
 
+@final
 class FileSegment:
     """``left`` bytes of a file from ``offset``, to go out by sendfile; owns ``fd``."""
 
@@ -129,41 +133,37 @@ class Run:
         "label",
         "loop",
         "ok",
-        "out",
         "pending",
         "pending_bytes",
         "posted",
+        "relieve",
         "request",
         "response",
         "spill",
         "started",
         "steps",
         "threaded",
+        "transport",
         "unsent",
-        "wake",
-        "write_now",
     )
 
     def __init__(
-        self,
-        loop: Loop,
-        codec: Codec,
-        request: Request,
-        *,
+        self, loop: Loop, codec: Codec, request: Request, transport: Transport, *,
         threaded: bool,
-        wake: Callable[[], None] | None = None,
-        write_now: Callable[[list[Buffer]], int] | None = None,
     ) -> None:
         self.loop = loop
-        # inline: the transport's "write these now, as far as the socket takes
-        # them" (the count sent), and the spill segment at the end of
-        # ``pending`` that further output extends (see SPILL_AT)
-        self.write_now = write_now
-        self.spill: FileSegment | None = None
         self.codec = codec
         self.request = request
+        # The connection's side the run may use: ``write_now`` (inline, within
+        # a step) and ``closed`` (threaded, read before the app is called).
+        self.transport = transport
         self.threaded = threaded
-        self.wake = wake
+        # inline: past SPILL_AT, give the socket what it takes and spill the
+        # rest (False once spilling failed: the rest of the reply waits in memory)
+        self.relieve = not threaded
+        # inline: the spill segment at the end of ``pending`` that further
+        # output extends (see SPILL_AT)
+        self.spill: FileSegment | None = None
         self.done = False  # the app has returned (inline: the generator ended)
         self.ok = False
         # inline: framed output not yet handed to the transport
@@ -176,45 +176,35 @@ class Run:
         self.unsent = 0
         self.steps: Generator[None, None, bool] | None = None
         self.started = 0.0
-        self.label = ""
-        self.out: Callable[[bytes], None] = self._post_data
-        self.response = self._response()
-
-    def _response(self) -> Response:
-        environ = self.request.environ
-        request_id = self.request.id
-        if self.threaded:
-            out: Callable[[bytes], None] = self._post_data
-        else:
-            send = self.codec.send
-            pending = self.pending
-
-            def out(data: bytes) -> None:
-                pending.extend(send(ResponseData(request_id, data)))
-                self.pending_bytes += len(data)
-                if self.pending_bytes >= SPILL_AT and self.write_now is not None:
-                    self._relieve()
-
-        self.out = out
-
-        if not self.codec.raw_body:
+        self.label = ""  # threaded: "METHOD uri", for the scoreboard and the watchdog
+        environ = request.environ
+        if not codec.raw_body:
             # wsgi.errors also goes to the web server's error log (FCGI_STDERR),
             # for as long as the request runs: a late write goes to the log only.
             environ["wsgi.errors"] = ErrorStream(self._errors)
-            sender = None
         else:
             # Nothing but the reply travels on a raw-body connection: the log only.
             environ["wsgi.errors"] = ErrorStream()
-            sender = self._send_file
-        return Response(
-            out,
+        self.response = Response(
+            self._post_data if threaded else self._write,
             method=environ["REQUEST_METHOD"],
-            style=self.codec.head_style,
+            style=codec.head_style,
             protocol=environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
-            file_sender=sender,
+            file_sender=self._send_file if codec.raw_body else None,
         )
 
+    def _name(self) -> str:
+        """The request, for a log line."""
+        return self.label or request_label(self.request.environ)
+
     # -- inline ------------------------------------------------------------
+    def _write(self, data: bytes) -> None:
+        """(inline) The response's output: framed into ``pending``."""
+        self.pending += self.codec.send(ResponseData(self.request.id, data))
+        self.pending_bytes += len(data)
+        if self.pending_bytes >= SPILL_AT and self.relieve:
+            self._relieve()
+
     def step(self) -> bool:
         """Run the app until it has ``FLUSH_AT`` bytes to write or ends; True when it ended."""
         steps = self.steps
@@ -238,8 +228,8 @@ class Run:
 
     def take_pending(self) -> list[Buffer | FileSegment]:
         """The framed output so far (inline), handed to the transport."""
-        pending = self.pending[:]
-        self.pending.clear()
+        pending = self.pending
+        self.pending = []
         self.pending_bytes = 0
         self.spill = None  # the transport's now: never extended again
         return pending
@@ -253,9 +243,12 @@ class Run:
             if type(pending[index]) is FileSegment:
                 first = index + 1
                 break
-        buffers: list[Buffer] = pending[first:]  # type: ignore[assignment]
-        if not first and self.write_now is not None:
-            sent = self.write_now(buffers)
+        buffers: list[Buffer] = []
+        for item in pending[first:]:
+            if type(item) is not FileSegment:
+                buffers.append(item)
+        if not first:
+            sent = self.transport.write_now(buffers)
             if sent < 0:
                 raise ClientDisconnected()
             if sent:
@@ -276,8 +269,8 @@ class Run:
             if segment is not None and segment is not self.spill:
                 segment.close()
             log.warning("cannot spill the reply to %s to a temporary file (%s); it waits "
-                        "in memory", self.label or "a request", exc.strerror)
-            self.write_now = None  # once: the rest of this reply stays in memory
+                        "in memory", self._name(), exc.strerror)
+            self.relieve = False  # once: the rest of this reply stays in memory
             return
         segment.left += written
         if segment is not self.spill:
@@ -295,7 +288,7 @@ class Run:
             try:
                 steps.close()
             except Exception:
-                log.exception("error abandoning %s", self.label or "a request")
+                log.exception("error abandoning %s", self._name())
         for item in self.pending:
             if isinstance(item, FileSegment):
                 item.close()
@@ -312,13 +305,12 @@ class Run:
                 cond.notify_all()
 
     # -- threaded ----------------------------------------------------------
-    def execute(self, gone: Callable[[], bool]) -> None:
+    def execute(self) -> None:
         """Run the app on this (app) thread; the result is posted to the loop."""
         ok = False
         try:
-            if gone():  # a request whose peer has left is not started
-                log.info("%s not run: its client went away while it waited",
-                         self.label or "a request")
+            if self.transport.closed:  # a request whose peer has left is not started
+                log.info("%s not run: its client went away while it waited", self._name())
                 stream = self.request.environ.get("wsgi.input")
                 if stream is not None:
                     stream.close()  # a spooled body's temporary file goes now
@@ -326,7 +318,7 @@ class Run:
                 ok = call_app(self.loop.app, self.request.environ, self.response,
                               debug=self.loop.config.debug)
         except Exception:
-            log.exception("internal error running %s", self.label or "a request")
+            log.exception("internal error running %s", self._name())
         self._post(END, ok, 0)
 
     def _post_data(self, data: bytes) -> None:
@@ -351,9 +343,8 @@ class Run:
                 self.done = True
             elif self.posted + self.unsent > QUEUE_MAX:
                 # The loop writes what it has; wait until the socket took most of it.
-                if self.wake is not None:
-                    self.wake()
-                    wake = False
+                self.loop.wake(self.transport)
+                wake = False
                 deadline = time.monotonic() + self.loop.config.limits.write_timeout
                 while not self.done and self.posted + self.unsent > QUEUE_MAX // 2:
                     left = deadline - time.monotonic()
@@ -362,8 +353,8 @@ class Run:
                     cond.wait(left)
                 if self.done:
                     raise ClientDisconnected()
-        if wake and self.wake is not None:
-            self.wake()
+        if wake:
+            self.loop.wake(self.transport)
 
     def take_items(self) -> list[tuple[int, Any]]:
         """(loop) The items posted since the last call."""
@@ -412,7 +403,7 @@ class Run:
         output path as any body (inline, they wait in memory for the socket).
         """
         sent = 0
-        out = self.out  # the raw body, after the head
+        out = self._post_data if self.threaded else self._write  # the raw body, after the head
         while count < 0 or sent < count:
             block = filelike.read(_READ_BLOCK if count < 0 else min(_READ_BLOCK, count - sent))
             if not block:
