@@ -22,9 +22,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import gc
 import json
 import os
 import pstats
+import resource
 import signal
 import sys
 import tempfile
@@ -43,16 +45,26 @@ def serve_profiled(out: str, argv: list[str]) -> int:
 
     plain = worker_module.Worker.serve
 
+    profiled = os.environ.get("CALLCOUNT_CPU_ONLY") != "1"
+
     def serve(self: Any) -> None:
         profile = cProfile.Profile()
-        profile.enable()
+        if profiled:
+            profile.enable()
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        gc_before = [generation["collections"] for generation in gc.get_stats()]
         try:
             plain(self)
         finally:
+            after = resource.getrusage(resource.RUSAGE_SELF)
             profile.disable()
-            profile.dump_stats(f"{out}/worker-{os.getpid()}.prof")
+            if profiled:
+                profile.dump_stats(f"{out}/worker-{os.getpid()}.prof")
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            collections = [generation["collections"] - old
+                           for generation, old in zip(gc.get_stats(), gc_before, strict=True)]
             Path(f"{out}/worker-{os.getpid()}.json").write_text(
-                json.dumps({"requests": self.requests_served,
+                json.dumps({"requests": self.requests_served, "cpu_s": cpu, "gc": collections,
                             "wsgiwire": str(Path(worker_module.__file__).parents[1])})
             )
 
@@ -70,7 +82,8 @@ def _row(key: tuple[str, int, str]) -> str:
 
 
 def measure(backend: str, protocol: str, site: str, checkout: Path | None, *,
-            duration: int, top: int, keep: Path | None = None) -> dict[str, Any]:
+            duration: int, top: int, keep: Path | None = None,
+            cpu_only: bool = False, workers: int = 1) -> dict[str, Any]:
     scenario = run.SCENARIOS["hello"]
     with tempfile.TemporaryDirectory(prefix="wsgiwire-callcount-") as tmp:
         rdir = Path(tmp)
@@ -81,8 +94,9 @@ def measure(backend: str, protocol: str, site: str, checkout: Path | None, *,
         path = f"{checkout}{os.pathsep}{run.REPO_ROOT}" if checkout else str(run.REPO_ROOT)
         argv = [
             "env", f"PYTHONPATH={path}", f"PYTHONPYCACHEPREFIX={run.BASE_PYCACHE}",
+            f"CALLCOUNT_CPU_ONLY={int(cpu_only)}",
             sys.executable, __file__, _SERVE, str(rdir), scenario.app,
-            "--protocol", protocol, "--bind", f"unix:{sock}", "--workers", "1",
+            "--protocol", protocol, "--bind", f"unix:{sock}", "--workers", str(workers),
             "--log-level", "warning",
         ]
         log = rdir / "backend.log"
@@ -108,15 +122,21 @@ def measure(backend: str, protocol: str, site: str, checkout: Path | None, *,
                 run.stop_process(nginx, signal.SIGQUIT)
         finally:
             run.stop_process(server)
-        profiles = sorted(rdir.glob("worker-*.prof"))
-        if not profiles:
-            raise run.BenchError(f"{backend}: no profile written{run._tail(log)}")
-        facts = [json.loads(p.with_suffix(".json").read_text()) for p in profiles]
+        written = sorted(rdir.glob("worker-*.json"))
+        if not written:
+            raise run.BenchError(f"{backend}: no worker figures written{run._tail(log)}")
+        facts = [json.loads(p.read_text()) for p in written]
         requests = sum(fact["requests"] for fact in facts)
+        cpu_us = sum(fact["cpu_s"] for fact in facts) * 1e6 / max(1, requests)
         loaded = {fact["wsgiwire"] for fact in facts}
         wanted = str(Path(checkout or run.REPO_ROOT, "wsgiwire").resolve())
         if loaded != {wanted}:
             raise run.BenchError(f"{backend}: the worker ran {loaded}, not {wanted}")
+        collections = [sum(fact["gc"][index] for fact in facts) for index in range(3)]
+        if cpu_only:
+            return {"backend": backend, "requests": requests, "wsgiwire": wanted,
+                    "worker_cpu_us": cpu_us, "gc_collections": collections}
+        profiles = [p.with_suffix(".prof") for p in written]
         stats = pstats.Stats(*map(str, profiles))
         if keep is not None:
             keep.mkdir(parents=True, exist_ok=True)
@@ -136,6 +156,7 @@ def measure(backend: str, protocol: str, site: str, checkout: Path | None, *,
         "requests": requests,
         "wsgiwire": wanted,
         "calls_per_request": calls / max(1, requests),
+        "profiled_worker_cpu_us": cpu_us,
         "by_caller": {where: count / max(1, requests) for where, count in
                       sorted(by_caller.items(), key=lambda item: -item[1])},
         "top": [(_row(key), row[1] / max(1, requests)) for key, row in busiest],
@@ -161,24 +182,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=0, help="list the N most called functions")
     parser.add_argument("--json", type=Path, help="write the figures here too")
     parser.add_argument("--keep", type=Path, help="save each backend's merged profile here")
+    parser.add_argument("--cpu", action="store_true",
+                        help="no profile: the worker's CPU µs per request only (--rounds times, "
+                        "this checkout and --base in turn)")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(args_in)
     results = []
     with contextlib.ExitStack() as stack:
         stack.callback(run.stop_everything)
         for name in args.only.split(","):
             protocol, site = BACKENDS[name]
-            for checkout in ([None, args.base] if args.base else [None]):
-                label = name if checkout is None else f"base-{name}"
-                found = measure(label, protocol, site, checkout, duration=args.duration,
-                                top=args.top, keep=args.keep)
-                results.append(found)
-                print(f"{label:32} {found['calls_per_request']:7.1f} calls/request "
-                      f"({found['requests']} requests)", flush=True)
-                for where, count in found["by_caller"].items():
-                    if count >= 0.5:
-                        print(f"    {count:6.1f}  made in {where}")
-                for row, count in found["top"]:
-                    print(f"    {count:6.2f}  {row}")
+            for _ in range(args.rounds if args.cpu else 1):
+                for checkout in ([None, args.base] if args.base else [None]):
+                    label = name if checkout is None else f"base-{name}"
+                    found = measure(label, protocol, site, checkout, duration=args.duration,
+                                    top=args.top, keep=args.keep, cpu_only=args.cpu,
+                                    workers=args.workers)
+                    results.append(found)
+                    if args.cpu:
+                        print(f"{label:32} {found['worker_cpu_us']:6.1f} µs CPU/request in "
+                              f"the worker ({found['requests']} requests; garbage "
+                              f"collections by generation {found['gc_collections']})",
+                              flush=True)
+                        continue
+                    print(f"{label:32} {found['calls_per_request']:7.1f} calls/request "
+                          f"({found['requests']} requests)", flush=True)
+                    for where, count in found["by_caller"].items():
+                        if count >= 0.5:
+                            print(f"    {count:6.1f}  made in {where}")
+                    for row, count in found["top"]:
+                        print(f"    {count:6.2f}  {row}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0

@@ -415,10 +415,13 @@ class Connection:
         self.requests.pop(request.id, None)
         now = self.last_active = time.monotonic()
         self.loop.request_done(run, now)
-        if self.closed:
+        if self.closed or run.cut:
             for item in out:
-                if isinstance(item, FileSegment):
+                if type(item) is FileSegment:
                     item.close()
+            # Cut (max_reply_spool): what waits is dropped, and the close tells
+            # the web server that the reply is not whole.
+            self.close()
             return
         ok = run.ok
         codec = self.codec

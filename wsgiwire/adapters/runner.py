@@ -128,6 +128,7 @@ class Run:
     __slots__ = (
         "codec",
         "cond",
+        "cut",
         "done",
         "items",
         "label",
@@ -140,6 +141,7 @@ class Run:
         "request",
         "response",
         "spill",
+        "spilled",
         "started",
         "steps",
         "threaded",
@@ -164,6 +166,10 @@ class Run:
         # inline: the spill segment at the end of ``pending`` that further
         # output extends (see SPILL_AT)
         self.spill: FileSegment | None = None
+        # inline: this reply's spill files (to keep their sum under
+        # Limits.max_reply_spool), and whether the reply was cut for it
+        self.spilled: list[FileSegment] | None = None
+        self.cut = False
         self.done = False  # the app has returned (inline: the generator ended)
         self.ok = False
         # inline: framed output not yet handed to the transport
@@ -200,6 +206,8 @@ class Run:
     # -- inline ------------------------------------------------------------
     def _write(self, data: bytes) -> None:
         """(inline) The response's output: framed into ``pending``."""
+        if self.cut:
+            raise ClientDisconnected()  # (an app that went on writing after the cut)
         self.pending += self.codec.send(ResponseData(self.request.id, data))
         self.pending_bytes += len(data)
         if self.pending_bytes >= SPILL_AT and self.relieve:
@@ -260,6 +268,7 @@ class Run:
         segment = self.spill
         if segment is not None and not (first and pending[first - 1] is segment):
             segment = None
+        self._check_spool(buffers)
         try:
             if segment is None:
                 with tempfile.TemporaryFile(prefix="wsgiwire-reply-") as file:
@@ -274,11 +283,38 @@ class Run:
             return
         segment.left += written
         if segment is not self.spill:
+            if self.spilled is None:
+                self.spilled = []
+            self.spilled.append(segment)
             self.spill = segment
             pending[len(pending) - len(buffers):] = [segment]
         else:
             del pending[len(pending) - len(buffers):]
         self.pending_bytes = 0
+
+    def _check_spool(self, buffers: list[Buffer]) -> None:
+        """Refuse to spill ``buffers`` past ``Limits.max_reply_spool``: cut the reply.
+
+        What counts is what this reply holds in temporary files now (a file the
+        transport sent whole is closed, and gone). The app's ``write()`` then
+        raises ``ClientDisconnected`` (the reader stalled, as past the write
+        timeout with threads); the transport closes the connection, so the web
+        server sees the reply cut, not short.
+        """
+        spilled = self.spilled
+        on_disk = 0
+        if spilled is not None:
+            spilled[:] = [segment for segment in spilled if segment.fd >= 0]
+            for segment in spilled:
+                on_disk += segment.offset + segment.left
+        limit = self.loop.config.limits.max_reply_spool
+        if on_disk + sum(map(len, buffers)) <= limit:
+            return
+        self.cut = True
+        log.warning("the reply to %s is cut and its connection closed: its reader does not "
+                    "read, and more than max_reply_spool (%d bytes) of it would wait in "
+                    "temporary files", self._name(), limit)
+        raise ClientDisconnected()
 
     def abandon(self) -> None:
         """The connection is gone: close a suspended app iterable, drop what waits."""
