@@ -100,16 +100,17 @@ class Loop(Protocol):
 
 
 class Transport(Protocol):
-    """What a request runner (``runner.Run``) may use of its connection.
+    """What a request runner (``runner.Run``, ``runner.Output``) may use of its connection.
 
-    ``write_now`` only from the loop thread, within an inline run's step;
-    ``closed`` is set by the loop and only read by an app thread (a request
-    whose peer has gone is not started).
+    ``write_now`` and ``label`` only from the loop thread, within an inline
+    run's step; ``closed`` is set by the loop and only read by an app thread (a
+    request whose peer has gone is not started).
     """
 
     closed: bool
 
     def write_now(self, buffers: list[Buffer]) -> int: ...
+    def label(self, request_id: int) -> str: ...
 
 
 def status_reply(codec: Codec, request_id: int, code: int, *, app_status: int = 1) -> list[Buffer]:

@@ -184,8 +184,8 @@ class Connection:
         run = self.run
         if run is not None:
             if run.threaded:
-                run.set_unsent(0)
-            elif not run.done:
+                run.output.set_unsent(0)
+            elif not run.output.done:
                 self._advance(run)
         self._pump_safely()
 
@@ -198,7 +198,7 @@ class Connection:
         codec = self.codec
         request_id = run.request.id
         finished = False
-        for kind, payload in run.take_items():
+        for kind, payload in run.output.take_items():
             if kind == DATA:
                 out.extend(codec.send(ResponseData(request_id, payload)))
             elif kind == ERRORS:
@@ -234,6 +234,11 @@ class Connection:
             self.last_active = time.monotonic()
         return sent
 
+    def label(self, request_id: int) -> str:
+        """``METHOD /path?query`` of a request of this connection, for a log line."""
+        request = self.requests.get(request_id)
+        return request_label(request.environ) if request is not None else "a request"
+
     def _on_hangup(self) -> None:
         """The peer shut down its side while its request is queued or running."""
         try:
@@ -257,7 +262,7 @@ class Connection:
     def _sync_run(self) -> None:
         run = self.run
         if run is not None and run.threaded:
-            run.set_unsent(self.outbox_bytes)
+            run.output.set_unsent(self.outbox_bytes)
 
     # -- reading ----------------------------------------------------------
     def _pump_safely(self) -> None:
@@ -399,10 +404,10 @@ class Connection:
             if ended:
                 # The loop is out of the app (request_done says so); the run's
                 # output is all the transport's now.
-                self._finish(run, run.pending)
+                self._finish(run, run.output.pending)
                 return
             loop.run_paused()
-            pending = run.take_pending()
+            pending = run.output.take_pending()
             if pending:
                 self.send(pending)
             if self.closed or self.outbox is not None:
@@ -415,7 +420,7 @@ class Connection:
         self.requests.pop(request.id, None)
         now = self.last_active = time.monotonic()
         self.loop.request_done(run, now)
-        if self.closed or run.cut:
+        if self.closed or run.output.cut:
             for item in out:
                 if type(item) is FileSegment:
                     item.close()

@@ -290,6 +290,7 @@ class Worker:
         """The one place a request is finished (answered, failed or cut); ``now``:
         the monotonic time, when the caller has it."""
         self._app_since = 0.0
+        self._app_run = None
         response = run.response
         failed = not run.ok or response.failed
         served = self.requests_served = self.requests_served + 1
