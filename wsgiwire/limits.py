@@ -47,6 +47,13 @@ MAX_BODY_SIZE = 1 << 30
 # stay in memory: at most this much per request in flight.
 SPOOL_THRESHOLD = 4 * 1024 * 1024
 
+# A reply the application writes through ``write()`` faster than the web server
+# reads it waits, past 1 MiB, in a temporary file (see adapters/runner.py); this
+# bounds that file. nginx buffers an upstream reply to fastcgi_temp_path up to
+# fastcgi_max_temp_file_size, 1 GiB by default; uWSGI and gunicorn buffer
+# nothing (the app blocks). Past it the reply is cut and the connection closed.
+MAX_REPLY_SPOOL = 1 << 30
+
 # Concurrent requests on one multiplexed FastCGI connection (FCGI_MAX_REQS).
 # No mainstream web server multiplexes; the bound keeps a hostile peer from
 # opening unbounded request state.
@@ -80,6 +87,7 @@ _FIELDS: tuple[tuple[str, int | float | None, bool], ...] = (
     ("max_value_length", MAX_VALUE_LENGTH, True),
     ("max_body_size", MAX_BODY_SIZE, True),
     ("spool_threshold", SPOOL_THRESHOLD, True),
+    ("max_reply_spool", MAX_REPLY_SPOOL, True),
     ("max_requests_per_connection", MAX_REQUESTS_PER_CONNECTION, True),
     ("max_connections", MAX_CONNECTIONS, True),
     ("max_queued_requests", MAX_QUEUED_REQUESTS, True),
@@ -109,6 +117,7 @@ class Limits:
     max_value_length: int
     max_body_size: int
     spool_threshold: int
+    max_reply_spool: int
     max_requests_per_connection: int
     max_connections: int
     max_queued_requests: int
@@ -127,6 +136,7 @@ class Limits:
         max_value_length: int = MAX_VALUE_LENGTH,
         max_body_size: int = MAX_BODY_SIZE,
         spool_threshold: int = SPOOL_THRESHOLD,
+        max_reply_spool: int = MAX_REPLY_SPOOL,
         max_requests_per_connection: int = MAX_REQUESTS_PER_CONNECTION,
         max_connections: int = MAX_CONNECTIONS,
         max_queued_requests: int = MAX_QUEUED_REQUESTS,

@@ -1162,6 +1162,54 @@ def test_inline_write_past_the_socket_spills_to_a_file_and_arrives_whole(
                  "the spill file closed")
 
 
+@pytest.mark.parametrize("protocol", list(DRIVERS))
+def test_a_reply_past_max_reply_spool_is_cut_and_its_connection_closed(
+    protocol: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    size = 24 * 1024 * 1024
+    ended = threading.Event()
+    raised: list[BaseException] = []
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ["PATH_INFO"] != "/writes":
+            start_response("200 OK", [("Content-Length", "2")])
+            return [b"ok"]
+        write = start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                                          ("Content-Length", str(size))])
+        try:
+            for index in range(size // 65536):
+                write(bytes([index % 251]) * 65536)
+        except BaseException as exc:
+            raised.append(exc)
+            raise
+        finally:
+            ended.set()
+        return []
+
+    limits = DEFAULT_LIMITS.replace(max_reply_spool=4 * 1024 * 1024)
+    with caplog.at_level(logging.INFO, logger="wsgiwire"), \
+            running(app, protocol, limits=limits) as served:
+        with served.connect() as sock:
+            for chunk in request_bytes(served, "/writes"):
+                sock.sendall(chunk)
+            assert ended.wait(TIMEOUT)  # nothing read yet: the app's write() gave up
+            sock.settimeout(TIMEOUT)
+            # What the socket took before the cut, then the close (EOF).
+            raw = b"".join(iter(lambda: sock.recv(1 << 20), b""))
+        assert 0 < len(raw) < size
+        assert ask(served, "/").body == b"ok"  # the worker serves on
+        wait_for(lambda: not any(str(tmp_path) in _fd_link(name)
+                                 for name in os.listdir("/proc/self/fd")),
+                 "the spill files closed")
+    assert [type(exc).__name__ for exc in raised] == ["ClientDisconnected"]
+    lines = [r for r in caplog.records if "max_reply_spool" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.WARNING, lines
+    assert "GET /writes" in lines[0].getMessage()
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_spill_that_cannot_be_written_keeps_the_reply_in_memory(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -20,6 +20,7 @@ __all__ = [
     "Loop",
     "ProtocolDriver",
     "ServerConfig",
+    "Transport",
     "refusal",
     "status_reply",
 ]
@@ -76,26 +77,40 @@ class Loop(Protocol):
 
     The narrow interface between the transport (``connection.py``) and the loop,
     so that neither module imports the other's internals. Every method is for
-    the loop thread only; see ``connection.py`` for who owns what.
+    the loop thread only, but ``wake``, which app threads call; see
+    ``connection.py`` for who owns what.
     """
 
     config: ServerConfig
     app: WSGIApp
     stopping: bool
+    threaded: bool  # requests run on app threads (--threads)
 
     @property
     def builder(self) -> Any: ...  # core.environ.EnvironBuilder
-    @property
-    def threaded(self) -> bool: ...
     def poll_for(self, conn: Any, mask: int) -> None: ...
     def forget(self, conn: Any) -> None: ...
     def linger(self, sock: Any) -> None: ...
     def submit(self, conn: Any, run: Any) -> bool: ...
-    def wake_for(self, conn: Any) -> Callable[[], None]: ...
-    def run_begins(self, run: Any) -> None: ...
-    def run_paused(self, suspended: bool) -> None: ...
-    def request_done(self, run: Any) -> None: ...
+    def wake(self, conn: Any) -> None: ...
+    def run_begins(self, run: Any, now: float) -> None: ...
+    def run_paused(self) -> None: ...
+    def request_done(self, run: Any, now: float = 0.0) -> None: ...
     def note_malformed(self, exc: Any) -> None: ...
+
+
+class Transport(Protocol):
+    """What a request runner (``runner.Run``, ``runner.Output``) may use of its connection.
+
+    ``write_now`` and ``label`` only from the loop thread, within an inline
+    run's step; ``closed`` is set by the loop and only read by an app thread (a
+    request whose peer has gone is not started).
+    """
+
+    closed: bool
+
+    def write_now(self, buffers: list[Buffer]) -> int: ...
+    def label(self, request_id: int) -> str: ...
 
 
 def status_reply(codec: Codec, request_id: int, code: int, *, app_status: int = 1) -> list[Buffer]:

@@ -33,7 +33,7 @@ import os
 import socket
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Final
 
 from ..core.body import BodyBuffer, SpoolError, attach_input
 from ..core.gateway import request_label
@@ -66,18 +66,18 @@ log = logging.getLogger("wsgiwire")
 
 # 64 KiB: below glibc's mmap threshold, so a read does not map and unmap memory
 # (a 256 KiB read did, on every one-request connection).
-RECV_SIZE = 65536
+RECV_SIZE: Final = 65536
 # sendmsg() takes at most IOV_MAX (1024 on Linux) buffers at once.
-_IOV_MAX = 1024
+_IOV_MAX: Final = 1024
 # How much of the last bytes received a protocol-error log line shows.
-_SHOWN_BYTES = 48
+_SHOWN_BYTES: Final = 48
 # Lingering close: how long and how much to drain after a refusal (nginx's
 # lingering_time is 30 s; a gateway peer is local and fast, so less will do).
-LINGER_TIME = 5.0
-_LINGER_BYTES = 64 << 20
+LINGER_TIME: Final = 5.0
+_LINGER_BYTES: Final = 64 << 20
 # A file segment goes out in pieces of at most this, so one fast reader of a
 # large file does not keep the loop to itself.
-_SENDFILE_MAX = 8 << 20
+_SENDFILE_MAX: Final = 8 << 20
 
 OutItem = Buffer | FileSegment
 
@@ -118,7 +118,8 @@ class Connection:
         # The request being run (inline and suspended, or on an app thread).
         self.run: Run | None = None
         self.closed = False
-        self.last_active = time.monotonic()
+        # Set by the first on_readable(), which the loop calls at once (0: not yet).
+        self.last_active = 0.0
         # When the first byte of a request head arrived (0: not reading a head):
         # the header timeout runs from here, so a trickling client is cut.
         self.head_since = 0.0
@@ -136,8 +137,7 @@ class Connection:
         # when its client goes away, and never half-closes one that waits for
         # a reply. SCGI and uwsgi clients may end their request with a
         # half-close (``wsgiwire check`` does), so there it means nothing.
-        self.hangup = 0 if getattr(loop.config.driver, "one_request_per_connection",
-                                   False) else HANGUP
+        self.hangup = 0 if self.codec.one_request_per_connection else HANGUP
 
     @property
     def busy(self) -> bool:
@@ -152,6 +152,8 @@ class Connection:
         try:
             data = self.sock.recv(RECV_SIZE)
         except (BlockingIOError, InterruptedError):
+            if not self.last_active:
+                self.last_active = time.monotonic()  # accepted before its first bytes
             return
         except OSError:
             self.close()
@@ -161,7 +163,13 @@ class Connection:
             self.head_since = now
         self.last_bytes = data[:_SHOWN_BYTES]  # for the log line of a protocol error
         self.codec.receive_data(data)
-        self._pump_safely()
+        try:
+            self.pump()
+        except ClientDisconnected:
+            pass
+        # (repoll(), less the call when reading on is all there is to do)
+        if self.watching != READ or self.run is not None or self.outbox is not None:
+            self.repoll()
 
     def on_writable(self) -> None:
         """The socket can take more of the outbox; then resume the reply or read on."""
@@ -176,8 +184,8 @@ class Connection:
         run = self.run
         if run is not None:
             if run.threaded:
-                run.set_unsent(0)
-            elif not run.done:
+                run.output.set_unsent(0)
+            elif not run.output.done:
                 self._advance(run)
         self._pump_safely()
 
@@ -190,7 +198,7 @@ class Connection:
         codec = self.codec
         request_id = run.request.id
         finished = False
-        for kind, payload in run.take_items():
+        for kind, payload in run.output.take_items():
             if kind == DATA:
                 out.extend(codec.send(ResponseData(request_id, payload)))
             elif kind == ERRORS:
@@ -207,7 +215,7 @@ class Connection:
             self._sync_run()
         self._pump_safely()
 
-    def _write_now(self, buffers: list[Buffer]) -> int:
+    def write_now(self, buffers: list[Buffer]) -> int:
         """(an inline run, from inside the app's ``write()``) Write what the socket
         takes now, in order after anything waiting; the count sent, -1 when the
         peer is gone. Changes nothing else: the loop deals with the socket once
@@ -225,6 +233,11 @@ class Connection:
         if sent:
             self.last_active = time.monotonic()
         return sent
+
+    def label(self, request_id: int) -> str:
+        """``METHOD /path?query`` of a request of this connection, for a log line."""
+        request = self.requests.get(request_id)
+        return request_label(request.environ) if request is not None else "a request"
 
     def _on_hangup(self) -> None:
         """The peer shut down its side while its request is queued or running."""
@@ -249,7 +262,7 @@ class Connection:
     def _sync_run(self) -> None:
         run = self.run
         if run is not None and run.threaded:
-            run.set_unsent(self.outbox_bytes)
+            run.output.set_unsent(self.outbox_bytes)
 
     # -- reading ----------------------------------------------------------
     def _pump_safely(self) -> None:
@@ -272,11 +285,10 @@ class Connection:
                 if event is NEED_DATA:
                     break
                 # Every request's two events here; the others in dispatch().
-                kind = type(event)
-                if kind is RequestStarted:
-                    self.start(event)  # type: ignore[arg-type]
-                elif kind is BodyEnd:
-                    request = requests[event.request_id]  # type: ignore[union-attr]
+                if type(event) is RequestStarted:
+                    self.start(event)
+                elif type(event) is BodyEnd:
+                    request = requests[event.request_id]
                     if request.role is not Role.FILTER:
                         self.ready(request)
                 else:
@@ -317,32 +329,30 @@ class Connection:
 
     def dispatch(self, event: Event | NeedData) -> None:
         """Handle an event other than RequestStarted and BodyEnd (``pump`` takes those)."""
-        kind = type(event)
-        if kind is BodyData:
-            self.requests[event.request_id].body.feed(event.data)  # type: ignore[union-attr]
-        elif kind is FilterData:
-            request = self.requests[event.request_id]  # type: ignore[union-attr]
-            if request.data is None:
-                request.data = BodyBuffer(None, self.loop.config.limits)
-            request.data.feed(event.data)  # type: ignore[union-attr]
-        elif kind is FilterDataEnd:
-            self.ready(self.requests[event.request_id])  # type: ignore[union-attr]
-        elif kind is RequestAborted:
-            request_id = event.request_id  # type: ignore[union-attr]
+        if type(event) is BodyData:
+            self.requests[event.request_id].body.feed(event.data)
+        elif type(event) is FilterData:
+            request = self.requests[event.request_id]
+            data = request.data
+            if data is None:
+                data = request.data = BodyBuffer(None, self.loop.config.limits)
+            data.feed(event.data)
+        elif type(event) is FilterDataEnd:
+            self.ready(self.requests[event.request_id])
+        elif type(event) is RequestAborted:
+            request_id = event.request_id
             aborted = self.requests.pop(request_id, None)
             if aborted is not None:
                 aborted.body.discard()
                 log.info("request aborted by the web server: %s", request_label(aborted.environ))
             self.send(self.codec.send(ResponseEnd(request_id, 1)))
-        elif kind is ConnectionClosed:
+        elif type(event) is ConnectionClosed:
             self.close()
 
     def start(self, event: RequestStarted) -> None:
         loop = self.loop
         config = loop.config
-        environ, declared = loop.builder.build_from_strings(
-            event.params, script_name_in_path_info=event.script_name_in_path_info
-        )
+        environ, declared = loop.builder.build_request(event)
         if config.base_environ:
             for key, value in config.base_environ.items():
                 environ.setdefault(key, value)
@@ -361,11 +371,11 @@ class Connection:
             environ["wsgiwire.fcgi_data"] = request.data.finish()
         loop = self.loop
         if not loop.threaded:
-            run = Run(loop, self.codec, request, threaded=False, write_now=self._write_now)
+            run = Run(loop, self.codec, request, self, threaded=False)
             self.run = run
             self._advance(run)
             return
-        run = Run(loop, self.codec, request, threaded=True, wake=loop.wake_for(self))
+        run = Run(loop, self.codec, request, self, threaded=True)
         if not loop.submit(self, run):
             self.requests.pop(request.id, None)
             stream.close()
@@ -378,20 +388,24 @@ class Connection:
         """Step an inline run while the socket takes its output; park it when it does not."""
         loop = self.loop
         while True:
-            loop.run_begins(run)
-            ended = True
+            # The run starts (or resumes) now: ``last_active`` was set a moment
+            # ago, by the read that completed the request or the write that
+            # made room, and it saves asking the clock again.
+            loop.run_begins(run, self.last_active)
             try:
                 ended = run.step()
             except Exception as exc:  # the gateway answers the app's errors: this is ours
                 log.error("internal error running %s: %s: %s", request_label(run.request.environ),
                           type(exc).__name__, exc, exc_info=exc)
                 run.ok = False
-            finally:
-                loop.run_paused(not ended)
+                ended = True
             if ended:
-                self._finish(run, run.take_pending())
+                # The loop is out of the app (request_done says so); the run's
+                # output is all the transport's now.
+                self._finish(run, run.output.pending)
                 return
-            pending = run.take_pending()
+            loop.run_paused()
+            pending = run.output.take_pending()
             if pending:
                 self.send(pending)
             if self.closed or self.outbox is not None:
@@ -402,15 +416,19 @@ class Connection:
         request = run.request
         self.run = None
         self.requests.pop(request.id, None)
-        self.loop.request_done(run)
-        if self.closed:
+        now = self.last_active = time.monotonic()
+        self.loop.request_done(run, now)
+        if self.closed or run.output.cut:
             for item in out:
-                if isinstance(item, FileSegment):
+                if type(item) is FileSegment:
                     item.close()
+            # Cut (max_reply_spool): what waits is dropped, and the close tells
+            # the web server that the reply is not whole.
+            self.close()
             return
         ok = run.ok
         codec = self.codec
-        out.extend(codec.send(ResponseEnd(request.id, 0 if ok else 1)))
+        out += codec.send(ResponseEnd(request.id, 0 if ok else 1))
         # A request without keep-alive was the connection's last: no more are read.
         self.last_done = codec.should_close
         if self.loop.stopping and not self.requests and codec.idle:
@@ -503,26 +521,32 @@ class Connection:
             self.outbox.extend(items)
             self.outbox_bytes += sum(map(len, items))
             return False
-        if type(items) is list and len(items) <= _IOV_MAX and not _has_segment(items):
-            # The common case: one reply's buffers in one sendmsg().
-            try:
-                sent = self.sock.sendmsg(items)
-            except (BlockingIOError, InterruptedError):
-                sent = 0
-            except OSError as exc:
-                self._gone(exc)
+        if type(items) is list and len(items) <= _IOV_MAX:
+            for item in items:
+                if type(item) is FileSegment:
+                    break
+            else:
+                # The common case: one reply's buffers in one sendmsg(). (The
+                # caller sets ``last_active`` when it matters: a reply's end.)
+                try:
+                    sent = self.sock.sendmsg(items)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError as exc:
+                    self._gone(exc)
+                    return False
+                left = sum(map(len, items)) - sent
+                if not left:
+                    return True
+                self.outbox = cut_buffers(items, sent)
+                self.outbox_bytes = left
+                self.outbox_since = time.monotonic()
+                self.repoll()
                 return False
-            left = sum(map(len, items)) - sent
-            if not left:
-                self.last_active = time.monotonic()
-                return True
-            self.outbox = cut_buffers(list(items), sent)
-            self.outbox_bytes = left
-        else:
-            self.outbox = list(items)
-            self.outbox_bytes = sum(map(len, items))
-            if self._flush():
-                return True
+        self.outbox = list(items)
+        self.outbox_bytes = sum(map(len, items))
+        if self._flush():
+            return True
         self.outbox_since = time.monotonic()
         self.repoll()
         return False
@@ -558,14 +582,14 @@ class Connection:
                 elif n < _SENDFILE_MAX:
                     return False  # the socket is full
                 continue
-            count = 0
+            batch: list[Buffer] = []
             for item in outbox:
-                if type(item) is FileSegment or count == _IOV_MAX:
+                if type(item) is FileSegment or len(batch) == _IOV_MAX:
                     break
-                count += 1
-            batch = outbox[:count]
+                batch.append(item)
+            count = len(batch)
             try:
-                sent = sock.sendmsg(batch)  # type: ignore[arg-type]
+                sent = sock.sendmsg(batch)
             except (BlockingIOError, InterruptedError):
                 return False
             except OSError as exc:
@@ -626,9 +650,10 @@ class Connection:
             self.run = None
             run.abandon()
             self.loop.request_done(run)
-        for request in self.requests.values():
-            request.body.discard()
-        self.requests.clear()
+        if self.requests:
+            for request in self.requests.values():
+                request.body.discard()
+            self.requests.clear()
         if self.outbox is not None:
             for item in self.outbox:
                 if type(item) is FileSegment:
@@ -650,10 +675,6 @@ def _cork(sock: _socket.socket) -> None:
     if sock.family != socket.AF_UNIX:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
-
-
-def _has_segment(items: Sequence[Any]) -> bool:
-    return any(type(item) is FileSegment for item in items)
 
 
 def peer_text(peer: object) -> str:

@@ -58,13 +58,13 @@ class FastCGIDriver:
         # accepted and queued), so FCGI_MPXS_CONNS is 0; FCGI_MAX_REQS is how many
         # requests the server runs at once (workers x threads, 1 per worker
         # without threads); FCGI_MAX_CONNS how many connections it holds.
-        workers = max(1, config.workers)
+        workers = config.workers if config.workers > 1 else 1
         return FastCGIConnection(
             config.limits,
             roles=self.roles,
             multiplex=config.multiplex,
             max_conns=workers * config.limits.max_connections,
-            max_reqs=workers * max(1, config.threads),
+            max_reqs=workers * config.threads if config.threads > 1 else workers,
             mpxs=False,
         )
 

@@ -35,7 +35,7 @@ from .listeners import close_quietly
 from .poller import READ, Poller
 from .rss import RSSProbe
 from .runner import Run
-from .scoreboard import ACCEPTING, DRAINING, Scoreboard
+from .scoreboard import ACCEPT_SLACK, ACCEPTING, DRAINING, Scoreboard
 
 __all__ = ["Pool", "Worker"]
 
@@ -68,22 +68,6 @@ def _has_input(sock: _socket.socket) -> bool:
         return False
     except OSError:
         return False
-
-
-def _body_size(environ: dict[str, Any]) -> int:
-    """The request body's declared size (the core checked it is digits)."""
-    length = environ.get("CONTENT_LENGTH")
-    try:
-        return int(length) if length else 0
-    except ValueError:
-        return 0
-
-
-def _label(environ: dict[str, Any]) -> str:
-    # Web servers send REQUEST_URI: the label for the status page and the
-    # watchdog without assembling it from the parts.
-    uri = environ.get("REQUEST_URI")
-    return f"{environ.get('REQUEST_METHOD', '?')} {uri}" if uri else request_label(environ)
 
 
 class Pool:
@@ -152,7 +136,7 @@ class Pool:
             try:
                 if self._started is not None:
                     self._started(index, run)
-                run.execute(lambda c=conn: c.closed)  # type: ignore[misc]
+                run.execute()
             except BaseException:
                 log.exception("internal error in an app thread")
             finally:
@@ -191,7 +175,7 @@ class Worker:
         self._watch = board is not None and config.threads == 0
         self._rss = RSSProbe() if config.reload_on_rss else None
         self._access_log = AccessLog(config.access_log_format) if config.access_log else None
-        self._one_shot = bool(getattr(config.driver, "one_request_per_connection", False))
+        self._one_shot = config.driver.one_request_per_connection
         self._accepting = False  # inside _accept(): forget() leaves the scoreboard alone
         self._reported_connections = -1  # the count last written to the scoreboard (-1: none)
         self._starved = False  # out of descriptors: accepts paused
@@ -215,10 +199,11 @@ class Worker:
             file_wrapper=FileWrapper,
         )
         self.poller = Poller()
-        self.connections: dict[int, Connection] = {}
+        self.connections: dict[int, Connection] = {}  # by socket fd
         self.lingering: dict[int, Lingerer] = {}
         self.stopping = False
         self.pool: Pool | None = None
+        self.threaded = False  # app threads (--threads): set with the pool in serve()
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -226,9 +211,14 @@ class Worker:
         # from the request watchdog.
         self._woken: queue.SimpleQueue[Any] = queue.SimpleQueue()
         # The request watchdog (--request-timeout): when the loop thread entered
-        # the app (inline; 0: not in the app), read by the watchdog thread.
+        # the app (inline; 0: not in the app) and for which run, read by the
+        # watchdog thread (which renders the run's label only if it fires).
         self._app_since = 0.0
-        self._app_label = ""
+        self._app_run: Run | None = None
+        # The pieces of the label this worker last wrote to the scoreboard
+        # (inline): the label is rendered and written only when they change.
+        self._shown_method: str | None = None
+        self._shown_uri: str | None = None
         self._loop_ident = 0
         self._watchdog_done = threading.Event()
         # Per listener: its family and type (accept() would convert them to
@@ -244,13 +234,9 @@ class Worker:
                 int(listener.family), int(listener.type), waiting
             )
 
-    @property
-    def threaded(self) -> bool:
-        return self.pool is not None
-
     # -- connection bookkeeping -------------------------------------------
     def forget(self, conn: Connection) -> None:
-        if self.connections.pop(id(conn), None) is not None:
+        if self.connections.pop(conn.fd, None) is not None:
             if self.stopping and conn.last_active > self._last_activity:
                 self._last_activity = conn.last_active
             if conn.watching:
@@ -266,43 +252,55 @@ class Worker:
             self.board.set_connections(self.slot, count)
 
     # -- per-request accounting (the loop thread) ---------------------------
-    def run_begins(self, run: Run) -> None:
-        """The loop is about to step ``run`` in the app (inline mode)."""
-        now = time.monotonic()
+    def run_begins(self, run: Run, now: float) -> None:
+        """The loop is about to step ``run`` in the app (inline mode); ``now`` is
+        the connection's latest activity, a moment ago (see ``Connection._advance``)."""
         if not run.started:
             run.started = now
-            run.label = _label(run.request.environ)
         self._app_since = now
-        self._app_label = run.label
-        if self._watch and self.board is not None:
-            self.board.request_started(self.slot, run.label, now)
+        self._app_run = run
+        board = self.board
+        if board is not None and self._watch:
+            environ = run.request.environ
+            uri = environ.get("REQUEST_URI")
+            method = environ["REQUEST_METHOD"]
+            label = None  # unchanged: the board keeps the one it has
+            if uri is None or uri != self._shown_uri or method != self._shown_method:
+                self._shown_uri = uri
+                self._shown_method = method
+                label = request_label(environ)
+            board.request_started(self.slot, label, now)
 
-    def run_paused(self, suspended: bool) -> None:
-        """The loop is out of the app again: the run ended, or waits for the socket."""
+    def run_paused(self) -> None:
+        """The loop is out of the app: the run waits for the socket (a slow reader)."""
         self._app_since = 0.0
-        if suspended and self._watch and self.board is not None:
+        if self._watch and self.board is not None:
             # Suspended for a slow reader, the worker is not busy: say so, so that
             # neither the master's watchdog nor accept balancing count it as stuck.
             self.board.request_finished(self.slot, self.requests_served, self.errors)
 
-    def request_done(self, run: Run) -> None:
-        """The one place a request is finished (answered, failed or cut)."""
-        failed = not run.ok or run.response.failed
+    def request_done(self, run: Run, now: float = 0.0) -> None:
+        """The one place a request is finished (answered, failed or cut); ``now``:
+        the monotonic time, when the caller has it."""
+        self._app_since = 0.0
+        self._app_run = None
+        response = run.response
+        failed = not run.ok or response.failed
         served = self.requests_served = self.requests_served + 1
         errors = self.errors = self.errors + failed
         board = self.board
-        duration = time.monotonic() - run.started if run.started else 0.0
-        environ, response = run.request.environ, run.response
+        started = run.started
+        duration = (now or time.monotonic()) - started if started else 0.0
         if board is not None:
-            board.request_finished(self.slot, served, errors)
-            board.record(self.slot, response.status, duration, _body_size(environ),
-                         response.sent)
+            board.request_done(self.slot, served, errors, status=response.status,
+                               duration=duration, bytes_in=run.request.body.received,
+                               bytes_out=response.sent)
         if self.pool is not None:
             self._in_flight -= 1
             if board is not None:
                 board.set_threads(self.slot, *self.pool.counts(self._in_flight))
         if self._access_log is not None:
-            self._access_log.log(environ, response, duration)
+            self._access_log.log(run.request.environ, response, duration)
         if self.max_requests and served >= self.max_requests and not self.stopping:
             log.info("worker %d served %d requests; recycling it", os.getpid(), served)
             self._begin_stop(refuse=False)
@@ -335,23 +333,17 @@ class Worker:
         if pool is None or not pool.submit(conn, run):
             return False
         run.started = time.monotonic()
-        run.label = _label(run.request.environ)
+        run.label = request_label(run.request.environ)
         self._in_flight += 1
         if self.board is not None:
             self.board.set_threads(self.slot, *pool.counts(self._in_flight))
         return True
 
-    def wake_for(self, conn: Connection) -> Any:
-        """A callable an app thread uses to say ``conn``'s run has output."""
-        woken = self._woken
-        wake_w = self._wake_w
-
-        def wake() -> None:
-            woken.put(conn)
-            with contextlib.suppress(OSError):
-                wake_w.send(b"\0")
-
-        return wake
+    def wake(self, conn: Connection) -> None:
+        """(an app thread) ``conn``'s run has output (or ended): wake the loop for it."""
+        self._woken.put(conn)
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"\0")
 
     def linger(self, sock: _socket.socket) -> None:
         """Shut down our side of ``sock`` and drain it briefly before closing."""
@@ -413,6 +405,7 @@ class Worker:
             # connections come and go and the accept queue shares them out.
             board is not None
             and not self._one_shot
+            and count > ACCEPT_SLACK  # else no worker can hold clearly fewer
             and board.should_yield(self.slot, count)
         ):
             # At the FCGI_MAX_CONNS we advertise, or ahead of the other workers:
@@ -489,26 +482,25 @@ class Worker:
                 log.exception("cannot set up a connection from %s", peer_text(peer))
                 close_quietly(sock)
                 continue
-            self.connections[id(conn)] = conn
+            self.connections[conn.fd] = conn
             # Web servers send the request right after connecting: read it now
             # rather than after another trip through the poller; for SCGI and
             # uwsgi (one connection per request) that usually serves the whole
             # connection, which then never needs polling at all.
-            self._handle(conn, conn.on_readable)
+            try:
+                conn.on_readable()
+            except Exception:
+                self._failed(conn)
             if not conn.closed:
                 conn.repoll()
             if board is not None and not self._one_shot and not draining:
                 return  # one at a time, so the board stays current
 
-    def _handle(self, conn: Connection, action: Any) -> None:
-        """Run one of ``conn``'s entry points; an error there ends the connection only."""
-        try:
-            action()
-        except Exception:
-            log.exception("internal error on the connection from %s; closed",
-                          peer_text(conn.peer))
-            with contextlib.suppress(Exception):
-                conn.close()
+    def _failed(self, conn: Connection) -> None:
+        """(within ``except``) An entry point of ``conn`` raised: log it, close it."""
+        log.exception("internal error on the connection from %s; closed", peer_text(conn.peer))
+        with contextlib.suppress(Exception):
+            conn.close()
 
     # -- the loop ---------------------------------------------------------
     def serve(self) -> None:
@@ -517,6 +509,7 @@ class Worker:
         if config.threads > 0:
             self.pool = Pool(config.threads, config.limits.max_queued_requests,
                              self._thread_started, self._thread_finished)
+            self.threaded = True
         if config.limits.request_timeout:
             threading.Thread(target=self._watchdog, name="wsgiwire-watchdog",
                              daemon=True).start()
@@ -561,10 +554,15 @@ class Worker:
                     if kind is Connection:
                         if target.closed:
                             continue  # closed by an earlier target of this round
-                        if target.outbox is not None:
-                            self._handle(target, target.on_writable)
-                        else:
-                            self._handle(target, target.on_readable)
+                        # An error in a connection's entry point ends that
+                        # connection only.
+                        try:
+                            if target.outbox is not None:
+                                target.on_writable()
+                            else:
+                                target.on_readable()
+                        except Exception:
+                            self._failed(target)
                     elif target is None:
                         self._woken_ready()
                     elif kind is Lingerer:
@@ -738,9 +736,11 @@ class Worker:
             pool = self.pool
             if pool is None:
                 since = self._app_since
+                run = self._app_run
                 if since and now - since > limit:
+                    label = request_label(run.request.environ) if run is not None else ""
                     self._log_stack(f"worker {os.getpid()} killed:", self._loop_ident,
-                                    self._app_label, ran=now - since, limit=limit, then="")
+                                    label, ran=now - since, limit=limit, then="")
                     os._exit(TIMED_OUT)
                 continue
             with pool._lock:
