@@ -28,7 +28,7 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 __all__ = [
     "ACCESS_LOGGER",
@@ -102,7 +102,13 @@ class JSONFormatter(logging.Formatter):
         return json.dumps(data, ensure_ascii=True, default=str)
 
 
-class ReopenableFileHandler(logging.StreamHandler):  # type: ignore[type-arg]
+if TYPE_CHECKING:  # StreamHandler is generic in the stubs, not subscriptable on 3.10
+    _TextStreamHandler = logging.StreamHandler[IO[str]]
+else:
+    _TextStreamHandler = logging.StreamHandler
+
+
+class ReopenableFileHandler(_TextStreamHandler):
     """Appends to ``path``; :meth:`reopen` starts a new file after logrotate moved it.
 
     Opened line-buffered in append mode, so every process writing the same
@@ -244,7 +250,7 @@ def access_writer(logger: logging.Logger) -> Callable[[str], None] | None:
     return None
 
 
-def _write_stream_line(handler: logging.StreamHandler, line: str) -> None:  # type: ignore[type-arg]
+def _write_stream_line(handler: logging.StreamHandler[Any], line: str) -> None:
     handler.acquire()
     try:
         handler.stream.write(line + "\n")
