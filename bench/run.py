@@ -303,26 +303,24 @@ BASE_PREFIX = "base-"
 BASE_PYCACHE = Path(tempfile.gettempdir()) / "wsgiwire-bench-base-pycache"
 
 
-def base_import_path(checkout: Path) -> str:
-    """Where a base backend's interpreter finds ``wsgiwire`` (asked the way it starts)."""
-    probe = "import sys; sys.path.pop(0); import wsgiwire; print(wsgiwire.__file__)"
+def _probe_base(checkout: Path, code: str) -> str:
+    """What ``code`` prints in a base backend's interpreter (started the way it starts)."""
     proc = subprocess.run(
-        [_venv("python"), "-c", probe], capture_output=True, text=True, check=False,
-        cwd=REPO_ROOT, timeout=30,
+        [_venv("python"), "-c", "import sys; sys.path.pop(0); " + code],
+        capture_output=True, text=True, check=False, cwd=REPO_ROOT, timeout=30,
         env={**os.environ, "PYTHONPATH": str(checkout), "PYTHONPYCACHEPREFIX": str(BASE_PYCACHE)},
     )
     return proc.stdout.strip() or proc.stderr.strip()[-200:]
+
+
+def base_import_path(checkout: Path) -> str:
+    """Where a base backend's interpreter finds ``wsgiwire``."""
+    return _probe_base(checkout, "import wsgiwire; print(wsgiwire.__file__)")
 
 
 def base_build(checkout: Path) -> str:
     """Which build (``wsgiwire._build.name()``) a base backend's interpreter runs."""
-    probe = "import sys; sys.path.pop(0); from wsgiwire._build import name; print(name())"
-    proc = subprocess.run(
-        [_venv("python"), "-c", probe], capture_output=True, text=True, check=False,
-        cwd=REPO_ROOT, timeout=30,
-        env={**os.environ, "PYTHONPATH": str(checkout), "PYTHONPYCACHEPREFIX": str(BASE_PYCACHE)},
-    )
-    return proc.stdout.strip() or proc.stderr.strip()[-200:]
+    return _probe_base(checkout, "from wsgiwire._build import name; print(name())")
 
 
 def use_compiled_as_base() -> None:
