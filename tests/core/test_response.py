@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wsgiwire.core.response import (
     HeadStyle,
@@ -147,22 +149,16 @@ def test_known_pairs_still_conflict_and_render_alike() -> None:
         response.start_response("200 OK", [("Content-Length", "5"), ("Content-Length", "6")])
 
 
-def test_validation_keeps_no_state() -> None:
-    """No cache in front of the checks (they were removed): nothing grows with the
-    distinct headers an application sends, and every value is checked afresh."""
+def test_validation_caches_stay_bounded() -> None:
+    """Whatever an application sends, the verdict caches stay small: distinct values
+    churn them, long lines are never kept, and every value is still checked."""
     from wsgiwire.core import response as module
 
-    def sizes() -> dict[str, int]:
-        return {
-            name: len(value)
-            for name, value in vars(module).items()
-            if isinstance(value, (dict, list, set)) and not name.startswith("__")
-        }
-
-    before = sizes()
     for number in range(3 * 1024):
         make()[0].start_response("200 OK", [("Content-Length", str(number))])
-    assert sizes() == before
+        make()[0].start_response(f"{200 + number % 700} X{number}", [])
+    assert len(module._VALID_PAIRS) <= module._VALID_PAIRS_MAX
+    assert len(module._VALID_STATUS) <= module._VALID_STATUS_MAX
     response, _ = make()
     response.start_response("200 OK", [("Content-Length", "7")])
     assert response.content_length == 7
@@ -171,6 +167,74 @@ def test_validation_keeps_no_state() -> None:
     response.start_response("200 OK", [("X-Long", long_value)])
     response.finish()
     assert out == [f"Status: 200 OK\r\nX-Long: {long_value}\r\n\r\n".encode()]
+    assert ("X-Long", long_value) not in module._VALID_PAIRS
+
+
+def _verdict(status: object, headers: object) -> tuple[str, object]:
+    """What start_response makes of ``status`` and ``headers``: the head, or the error."""
+    response, out = make()
+    try:
+        response.start_response(status, headers)
+        response.finish()
+    except (ResponseHeaderError, StartResponseError) as exc:
+        return type(exc).__name__, str(exc)
+    return "ok", (out, response.content_length)
+
+
+_NAMES = st.one_of(
+    st.sampled_from(["Content-Type", "Content-Length", "content-length", "X-A", "Set-Cookie",
+                     "Connection", "Status", "X A", "", "X\r\nY", "Ä"]),
+    st.text(max_size=6),
+)
+_VALUES = st.one_of(
+    st.sampled_from(["text/plain", "5", "6", " 5", "+5", "05", "v\r\nX: y", "\x00", "é", "€",
+                     "a\tb", ""]),
+    st.text(max_size=8),
+)
+
+
+@st.composite
+def _header_items(draw: st.DrawFn) -> object:
+    name, value = draw(_NAMES), draw(_VALUES)
+    shape = draw(st.integers(0, 9))
+    if shape == 0:
+        return (_Str(name), value)
+    if shape == 1:
+        return (name, _Str(value))
+    if shape == 2:
+        return _Pair((name, value))
+    if shape == 3:
+        return [name, value]
+    if shape == 4:
+        return (name, value, value)
+    return (name, value)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    status=st.one_of(
+        st.sampled_from(["200 OK", "204 No Content", "304 X", "404 Not Found", "099 X",
+                         "200 OK\r\nX: y", "200  ", "2000 OK", "200 \t tab", "200 é", "200 €"]),
+        st.text(max_size=8),
+        st.builds(_Str, st.sampled_from(["200 OK", "404 Not Found"])),
+    ),
+    headers=st.lists(_header_items(), max_size=4),
+)
+def test_cached_and_uncached_validation_agree(status: object, headers: list[object]) -> None:
+    """The verdict caches never change a verdict: with both emptied (every check
+    runs) and then warm (the same input again, and once more after other input
+    filled them), start_response says the same, head or error, word for word."""
+    from wsgiwire.core import response as module
+
+    module._VALID_PAIRS.clear()
+    module._VALID_STATUS.clear()
+    cold = _verdict(status, headers)
+    assert _verdict(status, headers) == cold
+    plain = [(str(item[0]), str(item[1])) for item in headers
+             if isinstance(item, tuple) and len(item) == 2
+             and isinstance(item[0], str) and isinstance(item[1], str)]
+    _verdict(str(status), plain)  # the exact-type twins, cached when valid
+    assert _verdict(status, headers) == cold
 
 
 def test_header_validation_survives_python_O(tmp_path: Path) -> None:

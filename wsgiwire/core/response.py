@@ -117,8 +117,22 @@ def _check_headers(headers: object) -> tuple[Headers, int | None, str]:
         )
     content_length: int | None = None
     lines = ""
+    valid = _VALID_PAIRS
     for item in headers:
-        line, length = _check_pair(item)
+        # The exact types before the lookup: a tuple or str subclass equal to a
+        # valid pair is not that pair (it is refused, as it always is).
+        entry = None
+        if type(item) is tuple and len(item) == 2:
+            name, value = item
+            if type(name) is str and type(value) is str:
+                entry = valid.get(item)
+        if entry is None:
+            entry = _check_pair(item)
+            if len(entry[0]) <= _VALID_LINE_MAX:
+                if len(valid) >= _VALID_PAIRS_MAX:
+                    valid.clear()
+                valid[item] = entry
+        line, length = entry
         if length is not None:
             if content_length is not None and length != content_length:
                 # The web server would have to guess which one frames the body.
@@ -130,34 +144,46 @@ def _check_headers(headers: object) -> tuple[Headers, int | None, str]:
     return headers, content_length, lines
 
 
+# Header pairs already found valid, with their line and Content-Length value.
+# A pair's verdict depends on nothing but its two strings, and only an exact
+# tuple of two exact ``str`` is looked up (see above), so an entry can never
+# change a verdict: it spares the checks and the rendering of a pair the
+# application sent before (most responses repeat their headers exactly).
+# Bounded: emptied when full, long lines never kept; values that vary
+# (lengths, cookies) only churn it. tests/core/test_response.py checks that
+# the cached and uncached validators agree on arbitrary input.
+_VALID_PAIRS: dict[object, tuple[str, int | None]] = {}
+_VALID_PAIRS_MAX = 1024
+_VALID_LINE_MAX = 512
+# Status lines already found valid, with their code: the same rule (an exact
+# ``str`` is looked up, nothing else); a few dozen in practice, never more
+# than _VALID_STATUS_MAX.
+_VALID_STATUS: dict[str, int] = {}
+_VALID_STATUS_MAX = 256
+
+
 def _check_pair(item: object) -> tuple[str, int | None]:
-    """Check one header pair: its line, and its value if a Content-Length."""
+    """Check one header pair: its line, and its value if a Content-Length (uncached)."""
     if type(item) is not tuple or len(item) != 2:
         raise ResponseHeaderError(f"each header must be a (name, value) tuple: {item!r}")
     name, value = item
     if type(name) is not str or type(value) is not str:
         raise ResponseHeaderError(f"header name and value must be native str: {item!r}")
-    is_length = _check_name(name)
-    if "\r" in value or "\n" in value or "\x00" in value:
-        raise ResponseHeaderError(f"CR, LF or NUL in the value of header {name!r}")
-    if not value.isascii() and max(value) > "\xff":
-        raise ResponseHeaderError(f"value of header {name!r} is not latin-1")
-    length: int | None = None
-    if is_length:
-        length = length_value(value)
-        if length is None:
-            raise ResponseHeaderError(f"invalid Content-Length {value[:40]!r}")
-    return f"{name}: {value}\r\n", length
-
-
-def _check_name(name: str) -> bool:
-    """Check a header name; True if it is Content-Length."""
     if not name or not _TOKEN_CHARS.issuperset(name):
         raise ResponseHeaderError(f"invalid header name {name[:80]!r}")
     lower = name.lower()
     if lower in _REFUSED_HEADERS:
         raise ResponseHeaderError(f"header {name!r} is hop-by-hop or reserved; not allowed")
-    return lower == "content-length"
+    if "\r" in value or "\n" in value or "\x00" in value:
+        raise ResponseHeaderError(f"CR, LF or NUL in the value of header {name!r}")
+    if not value.isascii() and max(value) > "\xff":
+        raise ResponseHeaderError(f"value of header {name!r} is not latin-1")
+    length: int | None = None
+    if lower == "content-length":
+        length = length_value(value)
+        if length is None:
+            raise ResponseHeaderError(f"invalid Content-Length {value[:40]!r}")
+    return f"{name}: {value}\r\n", length
 
 
 class Response:
@@ -236,10 +262,16 @@ class Response:
                 exc_info = None  # break the frame cycle, as PEP 3333 advises
         elif self.status is not None:
             raise StartResponseError("start_response called a second time without exc_info")
-        status = validate_status(status)
-        code = int(status[:3])
+        if type(status) is str and status in _VALID_STATUS:
+            checked = status
+            code = _VALID_STATUS[status]
+        else:
+            checked = validate_status(status)
+            code = int(checked[:3])
+            if len(_VALID_STATUS) < _VALID_STATUS_MAX:
+                _VALID_STATUS[checked] = code
         self.headers, content_length, lines = _check_headers(headers)
-        self.status = status
+        self.status = checked
         self._lines = lines
         self.content_length = content_length
         self.no_body = self._head_request or code < 200 or code in (204, 304)
