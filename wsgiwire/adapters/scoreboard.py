@@ -57,12 +57,9 @@ _LABEL_SIZE = 240
 _PID, _STATE, _CONNS, _BUSY, _QUEUED, _LABEL_LEN, _SINCE, _REQUESTS = range(8)
 _Q: Final = struct.Struct("=q")
 _D: Final = struct.Struct("=d")
-_QD: Final = struct.Struct("=qd")
-_DQQ: Final = struct.Struct("=dqq")
-_DONE: Final = struct.Struct("=dqqqqd")  # since .. duration sum
 _BALANCE: Final = struct.Struct("=qqqqqqd")  # pid .. since
-_IN_AT: Final = (_SINCE + 3) * 8  # bytes in, bytes out, duration sum
-_TOTALS: Final = struct.Struct("=qqd")
+_ERRORS, _BYTES_IN, _BYTES_OUT, _DURATION = range(_REQUESTS + 1, _REQUESTS + 5)
+_IN_AT: Final = _BYTES_IN * 8  # bytes in, bytes out, duration sum
 _TOTALS_SPAWNED: Final = struct.Struct("=qqdd")
 _SPAWNED_AT: Final = (_SINCE + 6) * 8
 
@@ -85,6 +82,7 @@ _C_MALFORMED = _C_BUCKETS + len(DURATION_BUCKETS) + 1
 COUNTERS: Final = _C_MALFORMED + len(MALFORMED_REASONS)
 _COUNTERS = struct.Struct("=" + "q" * COUNTERS)
 _COUNTERS_AT = _HEAD.size + _LABEL_SIZE
+_COUNTERS_WORD = _COUNTERS_AT // 8  # every field is 8 bytes, at a multiple of 8
 # A status line's first character -> its class's index in STATUS_CLASSES (a
 # status the core accepted starts with a digit 1-9).
 _STATUS_CLASS: Final = {str(digit): _C_STATUS + min(digit - 1, 5) for digit in range(1, 10)}
@@ -134,18 +132,16 @@ class Scoreboard:
         self.threads = threads
         self.slot_size = _THREADS_AT + _THREAD_SIZE * threads
         self.memory = mmap.mmap(-1, self.slot_size * slots)
+        # The same memory as 8-byte words, integer and float: a worker counts a
+        # request with a few item assignments (the per-request writes), where
+        # struct packing would cost a call each. Fields are 8 bytes at multiples
+        # of 8, and so is a slot's size: word ``slot * _words + field``.
+        self._words = self.slot_size // 8
+        self._q = memoryview(self.memory).cast("q")
+        self._d = memoryview(self.memory).cast("d")
         # The label length this process last wrote (a worker writes its label
         # only when it changes: see request_started).
         self._label_size = 0
-        # This process's copy of the running totals of the slot it counts into
-        # (``_own``; -1: none yet), so that counting a request writes them and
-        # never reads them back: bytes in, bytes out, duration sum, and the
-        # counts per status class and duration bucket.
-        self._own = -1
-        self._in = 0
-        self._out = 0
-        self._time = 0.0
-        self._counts: list[int] = []
 
     # -- master side ------------------------------------------------------
     def assign(self, slot: int, pid: int) -> None:
@@ -153,12 +149,10 @@ class Scoreboard:
         # A slot is assigned only once free (zeroed): the totals start at zero.
         _HEAD.pack_into(self.memory, base, pid, BOOTING, 0, 0, 0, 0, 0.0, 0, 0, 0, 0, 0.0,
                         time.time())
-        self._own = -1
 
     def free(self, slot: int) -> None:
         base = slot * self.slot_size
         self.memory[base : base + self.slot_size] = bytes(self.slot_size)
-        self._own = -1
 
     def free_slot(self) -> int:
         for slot in range(self.slots):
@@ -228,79 +222,62 @@ class Scoreboard:
         ``label`` (``METHOD uri``) is written when given; ``None`` keeps the one
         this process wrote last (a worker passes it only when it changed).
         """
-        base = slot * self.slot_size
+        at = slot * self._words
         if label is not None:
             data = label.encode("utf-8", "replace")[:_LABEL_SIZE]
-            self.memory[base + _HEAD.size : base + _HEAD.size + len(data)] = data
-            self._label_size = len(data)
-        since = time.monotonic() if now is None else now
-        _QD.pack_into(self.memory, base + _LABEL_LEN * 8, self._label_size, since)
+            base = slot * self.slot_size + _HEAD.size
+            self.memory[base : base + len(data)] = data
+            self._q[at + _LABEL_LEN] = self._label_size = len(data)
+        self._d[at + _SINCE] = time.monotonic() if now is None else now
 
     def request_finished(self, slot: int, requests: int, errors: int) -> None:
         """Store the worker's running totals and mark it idle."""
-        _DQQ.pack_into(self.memory, slot * self.slot_size + _SINCE * 8, 0.0, requests, errors)
+        at = slot * self._words
+        self._d[at + _SINCE] = 0.0
+        q = self._q
+        q[at + _REQUESTS] = requests
+        q[at + _ERRORS] = errors
 
     def request_done(
         self, slot: int, requests: int, errors: int, *, status: str | None, duration: float,
         bytes_in: int, bytes_out: int,
     ) -> None:
         """``request_finished`` and ``record`` in one call: the worker's per-request write."""
-        if self._own != slot:
-            self._load(slot)
-        memory = self.memory
-        base = slot * self.slot_size
-        self._in += bytes_in
-        self._out += bytes_out
-        self._time += duration
-        _DONE.pack_into(memory, base + _SINCE * 8, 0.0, requests, errors, self._in, self._out,
-                        self._time)
+        at = slot * self._words
+        q = self._q
+        d = self._d
+        d[at + _SINCE] = 0.0
+        q[at + _REQUESTS] = requests
+        q[at + _ERRORS] = errors
+        q[at + _BYTES_IN] += bytes_in
+        q[at + _BYTES_OUT] += bytes_out
+        d[at + _DURATION] += duration
         # (_count, less a call: this runs on every request)
-        counts = self._counts
-        at = base + _COUNTERS_AT
+        at += _COUNTERS_WORD
         # A status the core let through starts with a digit 1-9.
-        index = _STATUS_CLASS[status[0]] if status else _C_STATUS + 5
-        counts[index] += 1
-        _Q.pack_into(memory, at + index * 8, counts[index])
-        index = _C_BUCKETS + bisect_left(DURATION_BUCKETS, duration)
-        counts[index] += 1
-        _Q.pack_into(memory, at + index * 8, counts[index])
+        q[at + (_STATUS_CLASS[status[0]] if status else _C_STATUS + 5)] += 1
+        q[at + _C_BUCKETS + bisect_left(DURATION_BUCKETS, duration)] += 1
 
     def record(
         self, slot: int, status: str | None, duration: float, bytes_in: int, bytes_out: int
     ) -> None:
         """Count one finished request (the caller serialises calls from app threads)."""
-        if self._own != slot:
-            self._load(slot)
-        base = slot * self.slot_size
-        self._in += bytes_in
-        self._out += bytes_out
-        self._time += duration
-        _TOTALS.pack_into(self.memory, base + _IN_AT, self._in, self._out, self._time)
-        self._count(base, status, duration)
+        at = slot * self._words
+        q = self._q
+        q[at + _BYTES_IN] += bytes_in
+        q[at + _BYTES_OUT] += bytes_out
+        self._d[at + _DURATION] += duration
+        self._count(at + _COUNTERS_WORD, status, duration)
 
-    def _count(self, base: int, status: str | None, duration: float) -> None:
-        counts = self._counts
+    def _count(self, at: int, status: str | None, duration: float) -> None:
+        q = self._q
         # A status the core let through starts with a digit 1-9.
-        index = _STATUS_CLASS[status[0]] if status else _C_STATUS + 5
-        counts[index] += 1
-        memory = self.memory
-        at = base + _COUNTERS_AT
-        _Q.pack_into(memory, at + index * 8, counts[index])
-        index = _C_BUCKETS + bisect_left(DURATION_BUCKETS, duration)
-        counts[index] += 1
-        _Q.pack_into(memory, at + index * 8, counts[index])
-
-    def _load(self, slot: int) -> None:
-        """Take this process's copy of ``slot``'s totals from the shared memory."""
-        base = slot * self.slot_size
-        self._in, self._out, self._time = _TOTALS.unpack_from(self.memory, base + _IN_AT)
-        self._counts = list(_COUNTERS.unpack_from(self.memory, base + _COUNTERS_AT))
-        self._own = slot
+        q[at + (_STATUS_CLASS[status[0]] if status else _C_STATUS + 5)] += 1
+        q[at + _C_BUCKETS + bisect_left(DURATION_BUCKETS, duration)] += 1
 
     def count_malformed(self, slot: int, reason: int) -> None:
         """Count a request refused as malformed (``reason``: index in MALFORMED_REASONS)."""
-        at = slot * self.slot_size + _COUNTERS_AT + (_C_MALFORMED + reason) * 8
-        _Q.pack_into(self.memory, at, _Q.unpack_from(self.memory, at)[0] + 1)
+        self._q[slot * self._words + _COUNTERS_WORD + _C_MALFORMED + reason] += 1
 
     def thread_started(self, slot: int, index: int, label: str, since: float) -> None:
         """App thread ``index`` runs the request ``label`` since ``since`` (monotonic)."""
