@@ -39,6 +39,7 @@ from ._state import (
     ACTIVE_STATES,
     RECORD_KINDS,
     STARTED_STATES,
+    STREAM_INPUTS,
     TRANSITIONS,
     Action,
     Input,
@@ -46,7 +47,6 @@ from ._state import (
     State,
     begin_input,
     describe_unexpected,
-    stream_input,
     type_name,
 )
 from ._wire import (
@@ -274,7 +274,7 @@ class FastCGIConnection:
         kind = RECORD_KINDS.get(rtype, _UNKNOWN)
         role = flags = 0
         if kind is _STREAM:
-            inp = stream_input(rtype, not content)
+            inp = STREAM_INPUTS[rtype, not content]
         elif kind is _BEGIN_RECORD:
             if len(content) != BEGIN_BODY.size:
                 raise RemoteProtocolError(

@@ -48,8 +48,8 @@ __all__ = [
     "RECORD_KINDS",
     "STARTED_STATES",
     "TRANSITIONS",
+    "STREAM_INPUTS",
     "begin_input",
-    "stream_input",
     "describe_unexpected",
 ]
 
@@ -147,8 +147,8 @@ _BEGIN_INPUTS: Final = frozenset(
     (Input.BEGIN_RESPONDER, Input.BEGIN_AUTHORIZER, Input.BEGIN_FILTER, Input.BEGIN_UNKNOWN_ROLE)
 )
 
-# (record type, content is empty) -> input
-_STREAM_INPUTS: Final[dict[tuple[int, bool], Input]] = {
+# The input a record of an input stream is: (record type, content is empty) -> input.
+STREAM_INPUTS: Final[dict[tuple[int, bool], Input]] = {
     (FCGI_PARAMS, False): Input.PARAMS,
     (FCGI_PARAMS, True): Input.PARAMS_END,
     (FCGI_STDIN, False): Input.STDIN,
@@ -161,11 +161,6 @@ _ROLE_INPUTS: Final[dict[int, Input]] = {
     int(Role.AUTHORIZER): Input.BEGIN_AUTHORIZER,
     int(Role.FILTER): Input.BEGIN_FILTER,
 }
-
-
-def stream_input(rtype: int, empty: bool) -> Input:
-    """The input a record of an input stream is (``rtype``: FCGI_PARAMS, STDIN or DATA)."""
-    return _STREAM_INPUTS[rtype, empty]
 
 
 def begin_input(role: int, roles: frozenset[int]) -> Input:
