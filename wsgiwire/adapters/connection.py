@@ -146,10 +146,11 @@ class Connection:
 
     # -- entry points (the loop calls these) --------------------------------
     def on_readable(self) -> None:
-        # ``busy``, not ``self.run is not None``: that would narrow ``self.run`` to
-        # None for the rest of this method, which pump() changes, and the compiled
-        # build trusts such narrowing (a TypeError at the check below).
-        if self.busy:
+        # Tested through a local, not as ``self.run is not None``: that would narrow
+        # ``self.run`` to None for the rest of this method, which pump() changes,
+        # and the compiled build trusts such narrowing (a TypeError further down).
+        running = self.run
+        if running is not None:
             self._on_hangup()  # polled for nothing else while a request runs
             return
         try:
