@@ -177,7 +177,9 @@ class Limits:
         """``size`` if a request body (declared, or received so far) of that many
         bytes is allowed; else ``LimitExceeded`` (413). Every codec that frames a
         body and the core's body buffer call it."""
-        return _within("max_body_size", size, self.max_body_size, 413, request_id)
+        if size <= self.max_body_size:  # (inclusive, as every limit: see _exceeded)
+            return size
+        raise _exceeded("max_body_size", size, self.max_body_size, 413, request_id)
 
     # The parameter block's limits, called by every codec (FastCGI as it
     # decodes the stream, SCGI and uwsgi on the whole block): a refusal is
@@ -185,19 +187,27 @@ class Limits:
 
     def check_params_bytes(self, size: int, request_id: int | None = None) -> int:
         """``size`` if a parameter block of that many bytes (so far) is allowed."""
-        return _within("max_params_bytes", size, self.max_params_bytes, 431, request_id)
+        if size <= self.max_params_bytes:  # (inclusive, as every limit: see _exceeded)
+            return size
+        raise _exceeded("max_params_bytes", size, self.max_params_bytes, 431, request_id)
 
     def check_param_count(self, count: int, request_id: int | None = None) -> int:
         """``count`` if that many name-value pairs are allowed."""
-        return _within("max_param_count", count, self.max_param_count, 431, request_id)
+        if count <= self.max_param_count:  # (inclusive, as every limit: see _exceeded)
+            return count
+        raise _exceeded("max_param_count", count, self.max_param_count, 431, request_id)
 
     def check_name_length(self, length: int, request_id: int | None = None) -> int:
         """``length`` if a parameter name that long is allowed."""
-        return _within("max_name_length", length, self.max_name_length, 431, request_id)
+        if length <= self.max_name_length:  # (inclusive, as every limit: see _exceeded)
+            return length
+        raise _exceeded("max_name_length", length, self.max_name_length, 431, request_id)
 
     def check_value_length(self, length: int, request_id: int | None = None) -> int:
         """``length`` if a parameter value that long is allowed."""
-        return _within("max_value_length", length, self.max_value_length, 431, request_id)
+        if length <= self.max_value_length:  # (inclusive, as every limit: see _exceeded)
+            return length
+        raise _exceeded("max_value_length", length, self.max_value_length, 431, request_id)
 
     def replace(self, **changes: int | float | None) -> Limits:
         """A copy with some limits changed (validated like the original)."""
@@ -209,14 +219,15 @@ class Limits:
         return _from_mapping(current)
 
 
-def _within(name: str, size: int, limit: int, status: int, request_id: int | None) -> int:
-    """``size`` if it is within ``limit`` (inclusive), else the ``LimitExceeded``
-    naming the limit, with ``status``: the one comparison behind every check."""
-    if size > limit:
-        from .errors import LimitExceeded  # only on refusal: CGI imports this module
+def _exceeded(
+    name: str, size: int, limit: int, status: int, request_id: int | None
+) -> Exception:
+    """The ``LimitExceeded`` for ``size`` over ``limit`` (the limit ``name``), with
+    ``status``. A limit is inclusive: ``size == limit`` is allowed. (The checks
+    above compare inline and call this only to refuse: they run on every request.)"""
+    from .errors import LimitExceeded  # only on refusal: CGI imports this module
 
-        raise LimitExceeded(name, size, limit, status_hint=status, request_id=request_id)
-    return size
+    return LimitExceeded(name, size, limit, status_hint=status, request_id=request_id)
 
 
 def _assign(limits: Limits, values: Mapping[str, object]) -> None:
