@@ -40,8 +40,8 @@ _SERVE = "serve-profiled"
 
 def serve_profiled(out: str, argv: list[str]) -> int:
     """``wsgiwire serve ARGV`` with the worker loop under cProfile; dumps to ``out``."""
-    from wsgiwire import cli
-    from wsgiwire.adapters import worker as worker_module
+    from wsgiwire import _cli as cli
+    from wsgiwire.adapters import _worker as worker_module
 
     plain = worker_module.Worker.serve
 

@@ -52,9 +52,9 @@ ALLOWED_STDLIB = {
     | {
         "logging",  # log lines about the app's failures; never configuration (checked below)
         "traceback",  # the debug 500 page
-        "tempfile",  # core/body.py spools a large request body to an anonymous temp file
+        "tempfile",  # core/_body.py spools a large request body to an anonymous temp file
         "sys",  # sys.stderr is the default wsgi.errors
-        "errno",  # core/body.py tells a full disk (507) from other spool failures (500)
+        "errno",  # core/_body.py tells a full disk (507) from other spool failures (500)
     },
     "protocols": PURE_STDLIB,
 }
@@ -64,9 +64,9 @@ SHARED = frozenset({"events", "errors", "limits", "params"})
 
 ADAPTER_IMPORTERS = frozenset(
     {
-        "wsgiwire.cli",
+        "wsgiwire._cli",
         "wsgiwire._serve",
-        "wsgiwire.check",
+        "wsgiwire._check",
         "wsgiwire.__init__",
         "wsgiwire.__main__",
     }
@@ -172,8 +172,8 @@ EVERYTHING = sorted(PACKAGE.rglob("*.py"))
 
 def test_the_layers_exist() -> None:
     names = {module_name(p) for p in PURE}
-    assert {"wsgiwire.core.environ", "wsgiwire.core.body", "wsgiwire.core.response",
-            "wsgiwire.core.gateway"} <= names
+    assert {"wsgiwire.core._environ", "wsgiwire.core._body", "wsgiwire.core._response",
+            "wsgiwire.core._gateway"} <= names
 
 
 @pytest.mark.parametrize("path", EVERYTHING, ids=[module_name(p) for p in EVERYTHING])
@@ -200,8 +200,8 @@ def test_layering(path: Path) -> None:
         ("wsgiwire.protocols.x", "import wsgiwire.core", "protocols imports core"),
         ("wsgiwire.core.x", "from ..adapters.cgi import run", "imports wsgiwire.adapters"),
         ("wsgiwire.core.x", "from ..apploader import load_app", "imports wsgiwire.['apploader']"),
-        ("wsgiwire.demo", "from .adapters import cgi", "imports wsgiwire.adapters"),
-        ("wsgiwire.apploader", "import wsgiwire.adapters.cgi", "imports wsgiwire.adapters"),
+        ("wsgiwire._demo", "from .adapters import cgi", "imports wsgiwire.adapters"),
+        ("wsgiwire._apploader", "import wsgiwire.adapters.cgi", "imports wsgiwire.adapters"),
         ("wsgiwire.middleware.x", "from ..protocols.uwsgi import X", "middleware imports"),
         ("wsgiwire.core.x", "m = __import__('socket')", "dynamic __import__"),
         ("wsgiwire.core.x", "import logging\nlogging.basicConfig()", "configures logging"),
@@ -222,7 +222,7 @@ def test_checker_catches(module: str, source: str, expected: str) -> None:
         ("wsgiwire.core.x", "from urllib.parse import quote\nfrom http import HTTPStatus"),
         ("wsgiwire.protocols.x", "from ._buffer import ReceiveBuffer\nfrom ..events import X"),
         ("wsgiwire.protocols.x", "import struct\nfrom collections.abc import Iterable"),
-        ("wsgiwire.cli", "from .adapters.cgi import run"),
+        ("wsgiwire._cli", "from .adapters.cgi import run"),
         ("wsgiwire.__init__", "from .adapters import cgi"),
         ("wsgiwire.adapters.fastcgi", "import socket\nfrom .runtime import Server"),
         ("wsgiwire.middleware.x", "from ..core.environ import split_script_name"),

@@ -44,8 +44,8 @@ def test_all_is_pinned() -> None:
 
 
 def test_every_public_name_resolves_to_its_implementation() -> None:
+    from wsgiwire._limits import Limits
     from wsgiwire.adapters import cgi, fastcgi, scgi, uwsgi
-    from wsgiwire.limits import Limits
     from wsgiwire.middleware import ScriptNameStripper
 
     for name in wsgiwire.__all__:

@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from wsgiwire.core.response import (
+from wsgiwire._errors import ResponseHeaderError, StartResponseError
+from wsgiwire.core._response import (
     HeadStyle,
     Response,
     send_status,
@@ -23,7 +24,6 @@ from wsgiwire.core.response import (
     validate_headers,
     validate_status,
 )
-from wsgiwire.errors import ResponseHeaderError, StartResponseError
 
 REPO = Path(__file__).resolve().parents[2]
 TEXT = [("Content-Type", "text/plain")]
@@ -150,7 +150,7 @@ def test_known_pairs_still_conflict_and_render_alike() -> None:
 def test_validation_keeps_no_state() -> None:
     """No cache in front of the checks (they were removed): nothing grows with the
     distinct headers an application sends, and every value is checked afresh."""
-    from wsgiwire.core import response as module
+    from wsgiwire.core import _response as module
 
     def sizes() -> dict[str, int]:
         return {
@@ -178,8 +178,8 @@ def test_header_validation_survives_python_O(tmp_path: Path) -> None:
     code = textwrap.dedent(
         """
         import sys
-        from wsgiwire.core.response import Response
-        from wsgiwire.errors import ResponseHeaderError
+        from wsgiwire.core._response import Response
+        from wsgiwire._errors import ResponseHeaderError
         if __debug__:
             sys.exit("not running under -O")
         out = []
