@@ -40,7 +40,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import IO
 
-__all__ = ["run", "CGIGateway"]
+# Public: run (the documented entry point); CGIGateway is what it runs, used by
+# wsgiwire's own modules.
+__all__ = ["run"]
 
 log = lazy_logger("wsgiwire")
 

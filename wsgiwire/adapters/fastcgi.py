@@ -28,11 +28,12 @@ from ._flupserver import FlupServerBase
 from ._listeners import inherited_fd0
 from ._runtime import Codec, ServerConfig
 
+# Public: the flup-compatible server and its role constants (the ``roles``
+# argument). FastCGIDriver is the runtime's plumbing, used by wsgiwire's own modules.
 __all__ = [
     "FCGI_AUTHORIZER",
     "FCGI_FILTER",
     "FCGI_RESPONDER",
-    "FastCGIDriver",
     "WSGIServer",
 ]
 

@@ -18,7 +18,9 @@ from ..protocols._scgi import SCGIConnection
 from ._flupserver import FlupServerBase
 from ._runtime import Codec, ServerConfig
 
-__all__ = ["SCGIDriver", "WSGIServer"]
+# Public: the flup-compatible server. SCGIDriver is the runtime's plumbing, used by
+# wsgiwire's own modules.
+__all__ = ["WSGIServer"]
 
 
 class SCGIDriver:

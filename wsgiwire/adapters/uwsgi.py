@@ -19,7 +19,9 @@ from ..protocols._uwsgi import UWSGIConnection
 from ._flupserver import FlupServerBase
 from ._runtime import Codec, ServerConfig
 
-__all__ = ["UWSGIDriver", "WSGIServer"]
+# Public: the flup-compatible server. UWSGIDriver is the runtime's plumbing, used by
+# wsgiwire's own modules.
+__all__ = ["WSGIServer"]
 
 
 class UWSGIDriver:
