@@ -36,9 +36,9 @@ from setuptools.command.build_ext import build_ext
 #   and an interpreted class cannot subclass a compiled one (compiling them
 #   needs the servers moved to modules of their own, or mypy_extensions'
 #   mypyc_attr(allow_interpreted_subclasses=True), a run-time dependency);
-# * errors.py: exceptions that copy their __dict__ (detached()), which native
+# * _errors.py: exceptions that copy their __dict__ (detached()), which native
 #   classes have not; raised only for bad requests;
-# * limits.py: built once per process, validated through locals() and frozen by
+# * _limits.py: built once per process, validated through locals() and frozen by
 #   __setattr__, which compiled code does not support;
 # * package __init__ files: a compiled __init__ is not a package (no __path__);
 # * core/_apptypes.py: its run-time fallback lives in the else-branch of

@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from wsgiwire import logs
-from wsgiwire.accesslog import AccessLog
-from wsgiwire.adapters.scoreboard import Scoreboard
-from wsgiwire.core.response import Response
+from wsgiwire import _logs as logs
+from wsgiwire._accesslog import AccessLog
+from wsgiwire.adapters._scoreboard import Scoreboard
+from wsgiwire.core._response import Response
 
 NUMBER = 20000
 REPEAT = 5

@@ -23,14 +23,14 @@ import socket
 import sys
 from typing import Any
 
-from wsgiwire.core.body import BodyBuffer, attach_input
-from wsgiwire.core.environ import EnvironBuilder
-from wsgiwire.core.gateway import ErrorStream, FileWrapper, call_app
-from wsgiwire.core.response import HeadStyle, Response
-from wsgiwire.errors import ProtocolError
-from wsgiwire.events import NEED_DATA, RequestStarted
-from wsgiwire.limits import DEFAULT_LIMITS
-from wsgiwire.protocols.scgi import SCGIConnection
+from wsgiwire._errors import ProtocolError
+from wsgiwire._events import NEED_DATA, RequestStarted
+from wsgiwire._limits import DEFAULT_LIMITS
+from wsgiwire.core._body import BodyBuffer, attach_input
+from wsgiwire.core._environ import EnvironBuilder
+from wsgiwire.core._gateway import ErrorStream, FileWrapper, call_app
+from wsgiwire.core._response import HeadStyle, Response
+from wsgiwire.protocols._scgi import SCGIConnection
 
 from .serve_flup import _load
 

@@ -217,8 +217,8 @@ def _wsgiwire_case(module: str, cls: str, data: bytes, with_environ: bool) -> Ru
     """A fresh codec per request: feed ``data``, pull events until BodyEnd."""
     mod = importlib.import_module(module)
     codec_class = getattr(mod, cls)
-    from wsgiwire.core.environ import EnvironBuilder
-    from wsgiwire.events import NEED_DATA, BodyEnd, RequestStarted
+    from wsgiwire._events import NEED_DATA, BodyEnd, RequestStarted
+    from wsgiwire.core._environ import EnvironBuilder
 
     builder = EnvironBuilder()
     build = builder.build_from_strings
@@ -243,9 +243,9 @@ def _wsgiwire_case(module: str, cls: str, data: bytes, with_environ: bool) -> Ru
 
 def _wsgiwire_fastcgi_kept(data: bytes, with_environ: bool) -> Runner:
     """One codec for every request, as on a kept-alive connection."""
-    from wsgiwire.core.environ import EnvironBuilder
-    from wsgiwire.events import NEED_DATA, BodyEnd, RequestStarted, ResponseEnd
-    from wsgiwire.protocols.fastcgi import FastCGIConnection
+    from wsgiwire._events import NEED_DATA, BodyEnd, RequestStarted, ResponseEnd
+    from wsgiwire.core._environ import EnvironBuilder
+    from wsgiwire.protocols._fastcgi import FastCGIConnection
 
     build = EnvironBuilder().build_from_strings
     codec = FastCGIConnection()
@@ -377,7 +377,7 @@ def cases() -> list[Case]:
     scgi = scgi_request(SCGI_PARAMS)
     uwsgi = uwsgi_request(UWSGI_PARAMS)
     fcgi_mod, scgi_mod, uwsgi_mod = (
-        "wsgiwire.protocols.fastcgi", "wsgiwire.protocols.scgi", "wsgiwire.protocols.uwsgi"
+        "wsgiwire.protocols._fastcgi", "wsgiwire.protocols._scgi", "wsgiwire.protocols._uwsgi"
     )
     out: list[Case] = []
     for env, level in ((False, "parse"), (True, "parse + environ")):

@@ -27,9 +27,9 @@ worker's RSS is the baseline (after warm-up, no connection).
 What "idle" means depends on the protocol:
 
 * ``fastcgi kept-alive``: each connection carried one complete request with
-  FCGI_KEEP_CONN (encoded with ``wsgiwire.protocols.fastcgi.FastCGIClient``; the
+  FCGI_KEEP_CONN (encoded with ``wsgiwire.protocols._fastcgi.FastCGIClient``; the
   params of nginx's stock fastcgi_params plus a browser's headers, from
-  ``wsgiwire.client.build_params``), its reply was read and checked (200,
+  ``wsgiwire._client.build_params``), its reply was read and checked (200,
   ``Hello, World!``, FCGI_END_REQUEST), and it is left open: nginx's
   ``fastcgi_keep_conn on`` between requests;
 * ``scgi``/``uwsgi``: one request per connection, so a connection is idle only before
@@ -79,16 +79,16 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from bench.apps import HELLO_BODY  # noqa: E402
-from wsgiwire.client import (  # noqa: E402
+from wsgiwire._client import (  # noqa: E402
     Target,
     build_params,
     encode_scgi,
     encode_uwsgi,
     parse_head,
 )
-from wsgiwire.events import NEED_DATA, ConnectionClosed  # noqa: E402
-from wsgiwire.limits import DEFAULT_LIMITS  # noqa: E402
-from wsgiwire.protocols.fastcgi import (  # noqa: E402
+from wsgiwire._events import NEED_DATA, ConnectionClosed  # noqa: E402
+from wsgiwire._limits import DEFAULT_LIMITS  # noqa: E402
+from wsgiwire.protocols._fastcgi import (  # noqa: E402
     FCGI_REQUEST_COMPLETE,
     EndRequest,
     FastCGIClient,

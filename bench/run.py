@@ -168,19 +168,28 @@ def _wsgiwire_access_log(protocol: str) -> Command:
     return command
 
 
+# ``python -m wsgiwire`` without the working directory on sys.path (as in the console
+# script, whose sys.path[0] is the venv's bin/): the checkout's own ``__main__`` finds
+# its own CLI module, whatever that checkout names it (the console script names this
+# checkout's, ``wsgiwire._cli``, which an older checkout does not have).
+_BASE_MAIN = ("import sys, runpy; sys.path.pop(0); "
+              "runpy.run_module('wsgiwire', run_name='__main__', alter_sys=True)")
+
+
 def _wsgiwire_base(protocol: str, checkout: Path) -> Command:
     """``wsgiwire serve`` as for the current checkout, importing wsgiwire from ``checkout``.
 
-    The same interpreter and console script (whose ``sys.path[0]`` is the venv's bin/,
-    so ``PYTHONPATH`` comes before the editable install of this checkout); the app is
-    the same ``bench.apps`` object, found in the working directory. Bytecode goes to a
-    cache outside ``checkout``, which is never written to.
+    The same interpreter, with ``PYTHONPATH`` before the editable install of this
+    checkout, running the checkout's ``__main__``; the app is the same ``bench.apps``
+    object, found in the working directory. Bytecode goes to a cache outside
+    ``checkout``, which is never written to.
     """
     plain = _wsgiwire(protocol)
 
     def command(scenario: Scenario, sock: Path) -> list[str]:
+        _script, *args = plain(scenario, sock)
         return ["env", f"PYTHONPATH={checkout}", f"PYTHONPYCACHEPREFIX={BASE_PYCACHE}",
-                *plain(scenario, sock)]
+                _venv("python"), "-c", _BASE_MAIN, *args]
 
     return command
 

@@ -25,9 +25,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from wsgiwire.core.environ import EnvironBuilder
-from wsgiwire.errors import RemoteProtocolError
-from wsgiwire.events import (
+from wsgiwire._errors import RemoteProtocolError
+from wsgiwire._events import (
     NEED_DATA,
     BodyData,
     BodyEnd,
@@ -38,10 +37,11 @@ from wsgiwire.events import (
     ResponseData,
     ResponseEnd,
 )
-from wsgiwire.limits import Limits
-from wsgiwire.protocols.fastcgi import FastCGIConnection
-from wsgiwire.protocols.scgi import SCGIConnection
-from wsgiwire.protocols.uwsgi import UWSGIConnection
+from wsgiwire._limits import Limits
+from wsgiwire.core._environ import EnvironBuilder
+from wsgiwire.protocols._fastcgi import FastCGIConnection
+from wsgiwire.protocols._scgi import SCGIConnection
+from wsgiwire.protocols._uwsgi import UWSGIConnection
 
 __all__ = ["CODECS", "Finding", "check", "seeds"]
 

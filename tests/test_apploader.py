@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from wsgiwire import demo
-from wsgiwire.apploader import AppLoadError, load_app
+from wsgiwire import _demo as demo
+from wsgiwire._apploader import AppLoadError, load_app
 
 
 @pytest.fixture

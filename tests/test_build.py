@@ -48,9 +48,9 @@ def test_this_process_runs_the_expected_build() -> None:
     assert _build.name() == expected
     if expected == _build.COMPILED_NAME:
         assert _build.compiled_modules() == list(_build.COMPILED)
-        import wsgiwire.core.response
+        import wsgiwire.core._response
 
-        spec = wsgiwire.core.response.__spec__
+        spec = wsgiwire.core._response.__spec__
         assert spec is not None and spec.origin is not None
         assert spec.origin.endswith(".so"), spec.origin
     else:
@@ -105,7 +105,7 @@ def test_setup_compiles_exactly_the_listed_modules() -> None:
         path = REPO / (module.replace(".", "/") + ".py")
         assert path.is_file(), path
         assert path.name != "__init__.py", module
-    assert not {"wsgiwire.errors", "wsgiwire.limits",
+    assert not {"wsgiwire._errors", "wsgiwire._limits",
                 "wsgiwire.core._apptypes"} & set(_build.COMPILED)
     assert "_build.py" in (REPO / "setup.py").read_text()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from wsgiwire.check import PROTOCOLS, check_app, main
+from wsgiwire._check import PROTOCOLS, check_app, main
 
 REPO = Path(__file__).resolve().parent.parent
 

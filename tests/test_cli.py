@@ -33,7 +33,7 @@ from tests.integration.servers import (
     group_members,
     wait_for_output,
 )
-from wsgiwire.client import parse_head
+from wsgiwire._client import parse_head
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 20.0

@@ -1,4 +1,4 @@
-"""``wsgiwire.client``: targets, the parameters it sends, and its wire format.
+"""``wsgiwire._client``: targets, the parameters it sends, and its wire format.
 
 The wire is checked against the test-only encoders written from the specifications
 (``tests/support/*_spec.py``), with a fake backend that records what the client sent and
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import fcgi_spec, scgi_spec, uwsgi_spec
-from wsgiwire.client import (
+from wsgiwire._client import (
     ClientError,
     Target,
     build_params,
@@ -35,7 +35,7 @@ from wsgiwire.client import (
     send_request,
     uwsgi_request,
 )
-from wsgiwire.events import Role
+from wsgiwire._events import Role
 
 TIMEOUT = 10.0
 CLIENT_HANG_BOUND = 2.0
@@ -329,7 +329,7 @@ def test_fastcgi_request_filter_role_and_keep_conn_flags() -> None:
 CLOSING_BACKEND = textwrap.dedent(
     """
     import socket, sys, threading
-    from wsgiwire.client import ClientError, Target, build_params, fastcgi_request
+    from wsgiwire._client import ClientError, Target, build_params, fastcgi_request
     answer = bytes.fromhex(sys.argv[1])
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))

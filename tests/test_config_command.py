@@ -5,7 +5,7 @@
 
 For every setup (server x protocol x site root or prefix x TCP or unix ``--bind``, plus
 ``--app-file`` for a ``.fcgi`` the server spawns) the expected answer is written here
-independently of ``wsgiwire.deploy``: which file under ``server-configs/`` (read from
+independently of ``wsgiwire._deploy``: which file under ``server-configs/`` (read from
 the repo, not through the package), which values (the documented host defaults, BACKEND
 as each server spells a backend address), which ``wsgiwire serve`` line on stderr, or
 a refusal (exit 2, one line). The file is then rendered here by a plain substitution
@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from wsgiwire import cli, deploy
+from wsgiwire import _cli as cli
+from wsgiwire import _deploy as deploy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_ROOT = REPO_ROOT / "server-configs"

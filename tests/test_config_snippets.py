@@ -14,7 +14,7 @@ import shlex
 
 import pytest
 
-from wsgiwire import cli
+from wsgiwire import _cli as cli
 
 SNIPPET_SERVERS = ("nginx", "apache", "lighttpd", "haproxy", "caddy")
 PROTOCOLS = ("fastcgi", "scgi", "uwsgi", "cgi")

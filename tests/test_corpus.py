@@ -23,10 +23,10 @@ from wsgiref.validate import validator
 import pytest
 
 from tests.corpus import Exchange, Request, Setup, exchanges, load_setups
-from wsgiwire.core.body import BodyBuffer, attach_input
-from wsgiwire.core.environ import EnvironBuilder
-from wsgiwire.core.gateway import ErrorStream, FileWrapper, call_app
-from wsgiwire.core.response import Response
+from wsgiwire.core._body import BodyBuffer, attach_input
+from wsgiwire.core._environ import EnvironBuilder
+from wsgiwire.core._gateway import ErrorStream, FileWrapper, call_app
+from wsgiwire.core._response import Response
 
 CASES = exchanges()
 BUILDER = EnvironBuilder(errors=ErrorStream(), file_wrapper=FileWrapper)

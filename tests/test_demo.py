@@ -14,7 +14,7 @@ from wsgiref.validate import validator
 
 import pytest
 
-from wsgiwire import demo
+from wsgiwire import _demo as demo
 from wsgiwire.adapters.cgi import CGIGateway
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,7 +100,7 @@ def test_demo_as_a_cgi_script() -> None:
         "SCRIPT_NAME": "", "PATH_INFO": "/hello", "QUERY_STRING": "format=json",
         "SERVER_NAME": "localhost", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
     }
-    code = "from wsgiwire.adapters.cgi import run; from wsgiwire.demo import app; run(app)"
+    code = "from wsgiwire.adapters.cgi import run; from wsgiwire._demo import app; run(app)"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           timeout=60, check=False, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, done.stderr

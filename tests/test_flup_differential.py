@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from wsgiwire.limits import DEFAULT_LIMITS
+from wsgiwire._limits import DEFAULT_LIMITS
 
 pytestmark = pytest.mark.integration
 

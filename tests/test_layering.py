@@ -1,18 +1,18 @@
-"""Imports point one way: adapters -> core, protocols -> events/errors/limits (DESIGN.md).
+"""Imports point one way: adapters -> core, protocols -> _events/_errors/_limits (DESIGN.md).
 
 Read with ``ast`` (nothing is imported), every ``import`` anywhere in a module,
 including inside functions and ``if TYPE_CHECKING:`` blocks, must obey:
 
 * ``wsgiwire/core`` and ``wsgiwire/protocols`` are pure: they may import only
   the standard-library modules on the allow-lists below, the shared vocabulary
-  (``events``, ``errors``, ``limits``, ``params``) and their own package. An I/O
+  (``_events``, ``_errors``, ``_limits``, ``_params``) and their own package. An I/O
   module (socket, select, selectors, threading, signal, os, subprocess, asyncio,
   multiprocessing, ...) is named as such; anything else not on the list fails
   too, so adding a module is a decision made here, with its reason.
 * core and protocols never import each other.
-* Nothing but ``cli`` (with ``_serve``), ``__init__`` and ``__main__`` (and the adapters
-  themselves, and ``wsgiwire.flup``, flup's module layout over the adapters' servers)
-  imports ``wsgiwire.adapters``.
+* Nothing but ``_cli`` (with ``_serve`` and ``_check``), ``__init__`` and ``__main__``
+  (and the adapters themselves, and ``wsgiwire.flup``, flup's module layout over the
+  adapters' servers) imports ``wsgiwire.adapters``.
 * Middleware is plain WSGI: it imports neither protocols nor adapters.
 * core and protocols never configure logging (handlers, levels, basicConfig).
 """
@@ -52,21 +52,21 @@ ALLOWED_STDLIB = {
     | {
         "logging",  # log lines about the app's failures; never configuration (checked below)
         "traceback",  # the debug 500 page
-        "tempfile",  # core/body.py spools a large request body to an anonymous temp file
+        "tempfile",  # core/_body.py spools a large request body to an anonymous temp file
         "sys",  # sys.stderr is the default wsgi.errors
-        "errno",  # core/body.py tells a full disk (507) from other spool failures (500)
+        "errno",  # core/_body.py tells a full disk (507) from other spool failures (500)
     },
     "protocols": PURE_STDLIB,
 }
 
 # wsgiwire modules each pure layer may import (besides its own package).
-SHARED = frozenset({"events", "errors", "limits", "params"})
+SHARED = frozenset({"_events", "_errors", "_limits", "_params"})
 
 ADAPTER_IMPORTERS = frozenset(
     {
-        "wsgiwire.cli",
+        "wsgiwire._cli",
         "wsgiwire._serve",
-        "wsgiwire.check",
+        "wsgiwire._check",
         "wsgiwire.__init__",
         "wsgiwire.__main__",
     }
@@ -172,8 +172,8 @@ EVERYTHING = sorted(PACKAGE.rglob("*.py"))
 
 def test_the_layers_exist() -> None:
     names = {module_name(p) for p in PURE}
-    assert {"wsgiwire.core.environ", "wsgiwire.core.body", "wsgiwire.core.response",
-            "wsgiwire.core.gateway"} <= names
+    assert {"wsgiwire.core._environ", "wsgiwire.core._body", "wsgiwire.core._response",
+            "wsgiwire.core._gateway"} <= names
 
 
 @pytest.mark.parametrize("path", EVERYTHING, ids=[module_name(p) for p in EVERYTHING])
@@ -193,16 +193,16 @@ def test_layering(path: Path) -> None:
         ("wsgiwire.protocols.x", "import logging", "not on the protocols allow-list"),
         ("wsgiwire.core.x", "import json", "not on the core allow-list"),
         ("wsgiwire.core.x", "import urllib.request", "I/O module urllib.request"),
-        ("wsgiwire.core.x", "from ..protocols import fastcgi", "core imports protocols"),
+        ("wsgiwire.core.x", "from ..protocols import _fastcgi", "core imports protocols"),
         ("wsgiwire.core.x", "from .. import protocols", "core imports protocols"),
-        ("wsgiwire.protocols.x", "from ..core.environ import EnvironBuilder",
+        ("wsgiwire.protocols.x", "from ..core._environ import EnvironBuilder",
          "protocols imports core"),
         ("wsgiwire.protocols.x", "import wsgiwire.core", "protocols imports core"),
         ("wsgiwire.core.x", "from ..adapters.cgi import run", "imports wsgiwire.adapters"),
-        ("wsgiwire.core.x", "from ..apploader import load_app", "imports wsgiwire.['apploader']"),
-        ("wsgiwire.demo", "from .adapters import cgi", "imports wsgiwire.adapters"),
-        ("wsgiwire.apploader", "import wsgiwire.adapters.cgi", "imports wsgiwire.adapters"),
-        ("wsgiwire.middleware.x", "from ..protocols.uwsgi import X", "middleware imports"),
+        ("wsgiwire.core.x", "from .._apploader import load_app", "imports wsgiwire.['_apploader']"),
+        ("wsgiwire._demo", "from .adapters import cgi", "imports wsgiwire.adapters"),
+        ("wsgiwire._apploader", "import wsgiwire.adapters.cgi", "imports wsgiwire.adapters"),
+        ("wsgiwire.middleware.x", "from ..protocols._uwsgi import X", "middleware imports"),
         ("wsgiwire.core.x", "m = __import__('socket')", "dynamic __import__"),
         ("wsgiwire.core.x", "import logging\nlogging.basicConfig()", "configures logging"),
         ("wsgiwire.core.x", "import logging\nlog = logging.getLogger()\nlog.addHandler(h)",
@@ -217,15 +217,15 @@ def test_checker_catches(module: str, source: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("module", "source"),
     [
-        ("wsgiwire.core.x", "from ..errors import BadRequest\nfrom ..params import x"),
-        ("wsgiwire.core.x", "from .response import Response\nimport tempfile, logging, sys"),
+        ("wsgiwire.core.x", "from .._errors import BadRequest\nfrom .._params import x"),
+        ("wsgiwire.core.x", "from ._response import Response\nimport tempfile, logging, sys"),
         ("wsgiwire.core.x", "from urllib.parse import quote\nfrom http import HTTPStatus"),
-        ("wsgiwire.protocols.x", "from ._buffer import ReceiveBuffer\nfrom ..events import X"),
+        ("wsgiwire.protocols.x", "from ._buffer import ReceiveBuffer\nfrom .._events import X"),
         ("wsgiwire.protocols.x", "import struct\nfrom collections.abc import Iterable"),
-        ("wsgiwire.cli", "from .adapters.cgi import run"),
+        ("wsgiwire._cli", "from .adapters.cgi import run"),
         ("wsgiwire.__init__", "from .adapters import cgi"),
-        ("wsgiwire.adapters.fastcgi", "import socket\nfrom .runtime import Server"),
-        ("wsgiwire.middleware.x", "from ..core.environ import split_script_name"),
+        ("wsgiwire.adapters.fastcgi", "import socket\nfrom ._runtime import Server"),
+        ("wsgiwire.middleware.x", "from ..core._environ import split_script_name"),
     ],
 )
 def test_checker_allows(module: str, source: str) -> None:

@@ -9,8 +9,8 @@ import pickle
 
 import pytest
 
-from wsgiwire.errors import LimitExceeded
-from wsgiwire.limits import DEFAULT_LIMITS, MAX_BODY_SIZE, Limits
+from wsgiwire._errors import LimitExceeded
+from wsgiwire._limits import DEFAULT_LIMITS, MAX_BODY_SIZE, Limits
 
 
 def test_defaults_equality_and_hash() -> None:

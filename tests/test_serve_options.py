@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from wsgiwire import middleware
+from wsgiwire._cli import build_parser
 from wsgiwire._serve import _wrap
-from wsgiwire.cli import build_parser
 
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -1,4 +1,4 @@
-"""Reading uWSGI ini files (``wsgiwire.uwsgiini``) and ``wsgiwire config --from-uwsgi``."""
+"""Reading uWSGI ini files (``wsgiwire._uwsgiini``) and ``wsgiwire config --from-uwsgi``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from wsgiwire._serve import apply_ini, ini_command_line, serve_parser
-from wsgiwire.uwsgiini import IniError, placeholders, read_ini, translate
+from wsgiwire._uwsgiini import IniError, placeholders, read_ini, translate
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -64,26 +64,22 @@ _LAZY: dict[str, tuple[str, str]] = {
     "ScriptNameStripper": ("wsgiwire.middleware", "ScriptNameStripper"),
     "SetupDetector": ("wsgiwire.middleware", "SetupDetector"),
     "TrustedProxy": ("wsgiwire.middleware", "TrustedProxy"),
-    "DEFAULT_LIMITS": ("wsgiwire.limits", "DEFAULT_LIMITS"),
-    "Limits": ("wsgiwire.limits", "Limits"),
-    "ClientError": ("wsgiwire.client", "ClientError"),
-    "Reply": ("wsgiwire.client", "Reply"),
-    "fastcgi_get_values": ("wsgiwire.client", "fastcgi_get_values"),
-    "fastcgi_request": ("wsgiwire.client", "fastcgi_request"),
-    "scgi_request": ("wsgiwire.client", "scgi_request"),
-    "send_request": ("wsgiwire.client", "send_request"),
-    "uwsgi_request": ("wsgiwire.client", "uwsgi_request"),
-    "ProtocolError": ("wsgiwire.errors", "ProtocolError"),
-    "WsgiwireError": ("wsgiwire.errors", "WsgiwireError"),
+    "DEFAULT_LIMITS": ("wsgiwire._limits", "DEFAULT_LIMITS"),
+    "Limits": ("wsgiwire._limits", "Limits"),
+    "ClientError": ("wsgiwire._client", "ClientError"),
+    "Reply": ("wsgiwire._client", "Reply"),
+    "fastcgi_get_values": ("wsgiwire._client", "fastcgi_get_values"),
+    "fastcgi_request": ("wsgiwire._client", "fastcgi_request"),
+    "scgi_request": ("wsgiwire._client", "scgi_request"),
+    "send_request": ("wsgiwire._client", "send_request"),
+    "uwsgi_request": ("wsgiwire._client", "uwsgi_request"),
+    "ProtocolError": ("wsgiwire._errors", "ProtocolError"),
+    "WsgiwireError": ("wsgiwire._errors", "WsgiwireError"),
 }
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .adapters.cgi import run as run_cgi
-    from .adapters.fastcgi import WSGIServer as FastCGIServer
-    from .adapters.scgi import WSGIServer as SCGIServer
-    from .adapters.uwsgi import WSGIServer as UWSGIServer
-    from .client import (
+    from ._client import (
         ClientError,
         Reply,
         fastcgi_get_values,
@@ -92,8 +88,12 @@ if TYPE_CHECKING:
         send_request,
         uwsgi_request,
     )
-    from .errors import ProtocolError, WsgiwireError
-    from .limits import DEFAULT_LIMITS, Limits
+    from ._errors import ProtocolError, WsgiwireError
+    from ._limits import DEFAULT_LIMITS, Limits
+    from .adapters.cgi import run as run_cgi
+    from .adapters.fastcgi import WSGIServer as FastCGIServer
+    from .adapters.scgi import WSGIServer as SCGIServer
+    from .adapters.uwsgi import WSGIServer as UWSGIServer
     from .middleware import (
         ApacheProxyPathFix,
         LighttpdCGIRootFix,

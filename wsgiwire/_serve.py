@@ -8,16 +8,16 @@ import os
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from . import logs
+from . import _logs as logs
+from ._accesslog import ATOMS, AccessLog
+from ._apploader import AppLoadError, check_app_spec, describe_load_error, load_app
+from ._limits import DEFAULT_LIMITS, Limits
+from ._logs import LOG_FORMATS
 from ._prepare import StartupError, check_options, prepare_process
-from .accesslog import ATOMS, AccessLog
-from .apploader import AppLoadError, check_app_spec, describe_load_error, load_app
-from .limits import DEFAULT_LIMITS, Limits
-from .logs import LOG_FORMATS
 
 if TYPE_CHECKING:
-    from .adapters.runtime import ProtocolDriver
-    from .core.gateway import WSGIApp
+    from .adapters._runtime import ProtocolDriver
+    from .core._gateway import WSGIApp
 
 __all__ = ["add_serve_options", "apply_ini", "serve", "serve_parser"]
 
@@ -148,7 +148,7 @@ def add_serve_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--debug", action="store_true",
                        help="show tracebacks in error responses (never in production)")
 
-    # Operations: logs (wsgiwire/logs.py, wsgiwire/accesslog.py)
+    # Operations: logs (wsgiwire/_logs.py, wsgiwire/_accesslog.py)
     group = parser.add_argument_group(
         "logs", "wsgiwire configures only its own loggers (wsgiwire, wsgiwire.access), "
         "never the root logger; log files are reopened on SIGUSR1 (logrotate)")
@@ -211,7 +211,7 @@ def apply_ini(serve_argv: list[str]) -> argparse.Namespace:
     value is checked exactly as on the command line. The translation (what
     was skipped, and why) is kept in ``ini_report`` for :func:`serve` to log.
     """
-    from .uwsgiini import IniError, placeholders, read_ini, translate
+    from ._uwsgiini import IniError, placeholders, read_ini, translate
 
     parser = serve_parser()
     cli = parser.parse_args(serve_argv)
@@ -240,7 +240,7 @@ def ini_command_line(path: str, out: TextIO, err: TextIO, section: str = "uwsgi"
     what does not map, on ``err``. 0, or 2 when the file cannot be read."""
     import shlex
 
-    from .uwsgiini import IniError, placeholders, read_ini, translate
+    from ._uwsgiini import IniError, placeholders, read_ini, translate
 
     known = serve_parser()._option_string_actions
     try:
@@ -294,7 +294,7 @@ def configure_logging(
     level: str, *, log_file: str | None = None, access_log_file: str | None = None,
     log_format: str = "text",
 ) -> None:
-    """The ``wsgiwire`` loggers only (see :mod:`wsgiwire.logs`); never the root logger."""
+    """The ``wsgiwire`` loggers only (see :mod:`wsgiwire._logs`); never the root logger."""
     logs.configure_logging(level, log_file=log_file, access_log_file=access_log_file,
                            log_format=log_format)
 
@@ -323,8 +323,8 @@ def _driver(args: argparse.Namespace) -> ProtocolDriver:
         from .adapters.uwsgi import UWSGIDriver
 
         return UWSGIDriver(trust_uwsgi_scheme=args.trust_uwsgi_scheme)
+    from ._events import Role
     from .adapters.fastcgi import FastCGIDriver
-    from .events import Role
 
     return FastCGIDriver([Role[name.upper()] for name in args.role or ("responder",)])
 
@@ -395,7 +395,7 @@ def serve(args: argparse.Namespace) -> int:
             return 2
         return 0 if run(app, debug=args.debug, limits=limits) else 1
 
-    from .adapters.listeners import (
+    from .adapters._listeners import (
         BindError,
         PeerFilter,
         chown_socket,
@@ -404,8 +404,8 @@ def serve(args: argparse.Namespace) -> int:
         parse_bind,
         systemd_listeners,
     )
-    from .adapters.master import describe_listener
-    from .adapters.runtime import Server, ServerConfig
+    from .adapters._master import describe_listener
+    from .adapters._runtime import Server, ServerConfig
 
     try:
         specs = [parse_bind(a) for a in args.bind or ()]

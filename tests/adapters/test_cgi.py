@@ -16,8 +16,8 @@ from wsgiref.validate import validator
 
 import pytest
 
+from wsgiwire._limits import Limits
 from wsgiwire.adapters.cgi import CGIGateway
-from wsgiwire.limits import Limits
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent(
     """
     import sys  # not json: it imports re
     from wsgiwire.adapters.cgi import run
-    from wsgiwire.limits import Limits
+    from wsgiwire._limits import Limits
 
     def app(environ, start_response):
         if environ["PATH_INFO"] == "/fail":

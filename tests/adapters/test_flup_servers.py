@@ -34,8 +34,7 @@ from typing import Any
 import pytest
 
 from tests.integration.servers import ManagedProcess, wait_for_output, wait_for_path
-from wsgiwire.adapters import fastcgi, scgi, uwsgi
-from wsgiwire.client import (
+from wsgiwire._client import (
     Reply,
     Target,
     build_params,
@@ -44,6 +43,7 @@ from wsgiwire.client import (
     scgi_request,
     uwsgi_request,
 )
+from wsgiwire.adapters import fastcgi, scgi, uwsgi
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 20.0

@@ -21,7 +21,7 @@ from wsgiref.validate import validator
 import pytest
 
 from tests.adapters.test_runtime_inprocess import Served, StartResponse, read_all, running
-from wsgiwire.adapters.httpbridge import HTTPBridge
+from wsgiwire.adapters._httpbridge import HTTPBridge
 
 TIMEOUT = 10.0
 

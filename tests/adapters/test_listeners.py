@@ -1,4 +1,4 @@
-"""Listening sockets and the peer allow-list (``wsgiwire.adapters.listeners``).
+"""Listening sockets and the peer allow-list (``wsgiwire.adapters._listeners``).
 
 * ``parse_bind`` for every ``--bind`` form and every malformed one.
 * ``open_listener``: unix sockets (mode, umask, what is and is not replaced), TCP over
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from wsgiwire.adapters.listeners import (
+from wsgiwire.adapters._listeners import (
     DEFAULT_SOCKET_MODE,
     BindError,
     BindSpec,
@@ -291,7 +291,7 @@ def test_fd_refuses_a_pipe_and_a_closed_fd() -> None:
 FD0_CHILD = textwrap.dedent(
     """
     import json, os, socket, sys
-    from wsgiwire.adapters.listeners import inherited_fd0
+    from wsgiwire.adapters._listeners import inherited_fd0
     sock = inherited_fd0()
     report = {"socket": sock is not None, "fd0_open": True}
     try:
@@ -378,7 +378,7 @@ def test_inherited_fd0_is_none_for_anything_else(kind: str) -> None:
 SYSTEMD_CHILD = textwrap.dedent(
     """
     import json, os
-    from wsgiwire.adapters.listeners import systemd_listeners
+    from wsgiwire.adapters._listeners import systemd_listeners
     socks = systemd_listeners()
     report = {
         "pid_matches": os.environ.get("LISTEN_PID") == str(os.getpid()),

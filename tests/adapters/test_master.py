@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from wsgiwire._apploader import AppLoadError, describe_load_error
+from wsgiwire._events import Role
+from wsgiwire.adapters._master import Child, Server, describe_listener
+from wsgiwire.adapters._runtime import ServerConfig
+from wsgiwire.adapters._watcher import Watcher
 from wsgiwire.adapters.fastcgi import FastCGIDriver
-from wsgiwire.adapters.master import Child, Server, describe_listener
-from wsgiwire.adapters.runtime import ServerConfig
-from wsgiwire.adapters.watcher import Watcher
-from wsgiwire.apploader import AppLoadError, describe_load_error
-from wsgiwire.events import Role
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -46,7 +46,7 @@ def test_a_spawn_with_every_slot_in_use_waits_instead_of_raising(
 
 
 def test_process_names_are_set_and_cut_to_15_bytes() -> None:
-    code = ("from wsgiwire.adapters.process import set_process_name as s\n"
+    code = ("from wsgiwire.adapters._process import set_process_name as s\n"
             "assert s('wsgiwire master')\n"
             "print(open('/proc/self/comm').read().strip())\n"
             "s('wsgiwire a name far too long')\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from wsgiwire.adapters.poller import READ, WRITE, Poller
+from wsgiwire.adapters._poller import READ, WRITE, Poller
 
 
 def test_readable_writable_and_removed() -> None:

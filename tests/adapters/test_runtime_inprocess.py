@@ -1,7 +1,7 @@
 """The shared runtime, run in this process: ``Worker(ServerConfig(...)).serve()`` in a thread.
 
 No signals are involved (``Worker`` installs none; ``Server`` does), so a test starts a
-worker on a loopback listener, talks to it with ``wsgiwire.client`` or raw bytes, and
+worker on a loopback listener, talks to it with ``wsgiwire._client`` or raw bytes, and
 stops it with ``request_stop()`` and a bounded join. What is pinned down here:
 
 * sendfile: SCGI and uwsgi send a ``wsgi.file_wrapper`` file with ``os.sendfile``
@@ -41,13 +41,7 @@ from wsgiref.validate import validator
 
 import pytest
 
-from wsgiwire.adapters.fastcgi import FastCGIDriver
-from wsgiwire.adapters.listeners import PeerFilter, open_listener, parse_bind
-from wsgiwire.adapters.runtime import ProtocolDriver, Scoreboard, ServerConfig, Worker
-from wsgiwire.adapters.scgi import SCGIDriver
-from wsgiwire.adapters.scoreboard import ACCEPTING, DRAINING
-from wsgiwire.adapters.uwsgi import UWSGIDriver
-from wsgiwire.client import (
+from wsgiwire._client import (
     Pairs,
     Reply,
     Target,
@@ -59,9 +53,15 @@ from wsgiwire.client import (
     scgi_request,
     uwsgi_request,
 )
-from wsgiwire.events import NEED_DATA, Role
-from wsgiwire.limits import DEFAULT_LIMITS, Limits
-from wsgiwire.protocols.fastcgi import (
+from wsgiwire._events import NEED_DATA, Role
+from wsgiwire._limits import DEFAULT_LIMITS, Limits
+from wsgiwire.adapters._listeners import PeerFilter, open_listener, parse_bind
+from wsgiwire.adapters._runtime import ProtocolDriver, Scoreboard, ServerConfig, Worker
+from wsgiwire.adapters._scoreboard import ACCEPTING, DRAINING
+from wsgiwire.adapters.fastcgi import FastCGIDriver
+from wsgiwire.adapters.scgi import SCGIDriver
+from wsgiwire.adapters.uwsgi import UWSGIDriver
+from wsgiwire.protocols._fastcgi import (
     FCGI_OVERLOADED,
     FCGI_REQUEST_COMPLETE,
     FCGI_UNKNOWN_ROLE,

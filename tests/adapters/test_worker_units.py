@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from wsgiwire.adapters.scoreboard import ACCEPTING, BOOTING, Scoreboard
-from wsgiwire.core.body import BodyBuffer, SpoolError
-from wsgiwire.limits import Limits
+from wsgiwire._limits import Limits
+from wsgiwire.adapters._scoreboard import ACCEPTING, BOOTING, Scoreboard
+from wsgiwire.core._body import BodyBuffer, SpoolError
 
 
 def test_balancing_never_defers_to_a_worker_busy_in_the_app_or_not_accepting() -> None:

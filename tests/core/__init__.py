@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from wsgiref.validate import validator
 
-from wsgiwire.core.body import BodyBuffer, attach_input
-from wsgiwire.core.environ import EnvironBuilder
-from wsgiwire.core.gateway import ErrorStream, FileWrapper, call_app
-from wsgiwire.core.response import HeadStyle, Response
-from wsgiwire.limits import DEFAULT_LIMITS, Limits
+from wsgiwire._limits import DEFAULT_LIMITS, Limits
+from wsgiwire.core._body import BodyBuffer, attach_input
+from wsgiwire.core._environ import EnvironBuilder
+from wsgiwire.core._gateway import ErrorStream, FileWrapper, call_app
+from wsgiwire.core._response import HeadStyle, Response
 
 Params = list[tuple[bytes, bytes]]
 

@@ -15,9 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.core import request_params, serve
-from wsgiwire.core.body import BodyBuffer, attach_input
-from wsgiwire.errors import BadRequest, LimitExceeded
-from wsgiwire.limits import Limits
+from wsgiwire._errors import BadRequest, LimitExceeded
+from wsgiwire._limits import Limits
+from wsgiwire.core._body import BodyBuffer, attach_input
 
 BODY = b"first line\nsecond\n\nlast, no newline"
 

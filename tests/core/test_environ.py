@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 
 from tests.core import params
 from tests.support import scgi_spec, uwsgi_spec
-from wsgiwire.core.body import attach_input
-from wsgiwire.core.environ import (
+from wsgiwire._errors import BadRequest
+from wsgiwire._events import RequestStarted
+from wsgiwire.core._body import attach_input
+from wsgiwire.core._environ import (
     EnvironBuilder,
     decode_request_path,
     host_name,
@@ -25,11 +27,9 @@ from wsgiwire.core.environ import (
     split_host,
     split_script_name,
 )
-from wsgiwire.core.gateway import ErrorStream, FileWrapper
-from wsgiwire.errors import BadRequest
-from wsgiwire.events import RequestStarted
-from wsgiwire.protocols.scgi import SCGIConnection
-from wsgiwire.protocols.uwsgi import UWSGIConnection
+from wsgiwire.core._gateway import ErrorStream, FileWrapper
+from wsgiwire.protocols._scgi import SCGIConnection
+from wsgiwire.protocols._uwsgi import UWSGIConnection
 
 BUILDER = EnvironBuilder()
 

@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 
 from tests.core import request_params, serve
-from wsgiwire.core.body import BodyBuffer, attach_input
-from wsgiwire.core.environ import EnvironBuilder
-from wsgiwire.core.gateway import ErrorStream, FileWrapper, call_app
-from wsgiwire.core.response import Response
-from wsgiwire.errors import ClientDisconnected
-from wsgiwire.limits import Limits
+from wsgiwire._errors import ClientDisconnected
+from wsgiwire._limits import Limits
+from wsgiwire.core._body import BodyBuffer, attach_input
+from wsgiwire.core._environ import EnvironBuilder
+from wsgiwire.core._gateway import ErrorStream, FileWrapper, call_app
+from wsgiwire.core._response import Response
 
 TEXT = [("Content-Type", "text/plain")]
 LABEL = "GET /app/x?q=1"  # what every log line about the request must name

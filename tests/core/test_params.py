@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wsgiwire.core.response import validate_headers
-from wsgiwire.errors import BadRequest, ResponseHeaderError
-from wsgiwire.params import length_value, parse_content_length
+from wsgiwire._errors import BadRequest, ResponseHeaderError
+from wsgiwire._params import length_value, parse_content_length
+from wsgiwire.core._response import validate_headers
 
 MALFORMED = [
     "+1_0",

@@ -17,7 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wsgiwire.core.response import (
+from wsgiwire._errors import ResponseHeaderError, StartResponseError
+from wsgiwire.core._response import (
     HeadStyle,
     Response,
     send_status,
@@ -25,7 +26,6 @@ from wsgiwire.core.response import (
     validate_headers,
     validate_status,
 )
-from wsgiwire.errors import ResponseHeaderError, StartResponseError
 
 REPO = Path(__file__).resolve().parents[2]
 TEXT = [("Content-Type", "text/plain")]
@@ -152,7 +152,7 @@ def test_known_pairs_still_conflict_and_render_alike() -> None:
 def test_validation_caches_stay_bounded() -> None:
     """Whatever an application sends, the verdict caches stay small: distinct values
     churn them, long lines are never kept, and every value is still checked."""
-    from wsgiwire.core import response as module
+    from wsgiwire.core import _response as module
 
     for number in range(3 * 1024):
         make()[0].start_response("200 OK", [("Content-Length", str(number))])
@@ -224,7 +224,7 @@ def test_cached_and_uncached_validation_agree(status: object, headers: list[obje
     """The verdict caches never change a verdict: with both emptied (every check
     runs) and then warm (the same input again, and once more after other input
     filled them), start_response says the same, head or error, word for word."""
-    from wsgiwire.core import response as module
+    from wsgiwire.core import _response as module
 
     module._VALID_PAIRS.clear()
     module._VALID_STATUS.clear()
@@ -242,8 +242,8 @@ def test_header_validation_survives_python_O(tmp_path: Path) -> None:
     code = textwrap.dedent(
         """
         import sys
-        from wsgiwire.core.response import Response
-        from wsgiwire.errors import ResponseHeaderError
+        from wsgiwire.core._response import Response
+        from wsgiwire._errors import ResponseHeaderError
         if __debug__:
             sys.exit("not running under -O")
         out = []

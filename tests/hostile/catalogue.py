@@ -333,7 +333,7 @@ def case(name: str, protocol: str, cls: str, steps: Sequence[Step] | bytes, expe
 F, S, U = "fastcgi", "scgi", "uwsgi"
 
 BUG_FCGI_REQUEST_ID_LOST = (
-    "wsgiwire/adapters/connection.py Connection.dispatch/start: a BadRequest or LimitExceeded "
+    "wsgiwire/adapters/_connection.py Connection.dispatch/start: a BadRequest or LimitExceeded "
     "raised by EnvironBuilder.build() (malformed CONTENT_LENGTH) or BodyBuffer.feed() (STDIN "
     "longer than CONTENT_LENGTH) carries no request_id, so protocol_error() sends no reply and "
     "just closes: the web server sees no FCGI_END_REQUEST (nginx: 502) where SCGI and uwsgi "
@@ -341,14 +341,14 @@ BUG_FCGI_REQUEST_ID_LOST = (
 )
 
 BUG_SERVES_AFTER_SHOULD_CLOSE = (
-    "wsgiwire/adapters/connection.py Connection.pump: the loop keeps taking events after "
+    "wsgiwire/adapters/_connection.py Connection.pump: the loop keeps taking events after "
     "the codec's should_close turned true (END_REQUEST sent for a request begun without "
     "FCGI_KEEP_CONN), so a second request pipelined behind it on the same connection is run "
     "and answered; the spec says the application closes after that response. Fix: after "
     "each dispatch, stop (and close) once codec.should_close and no request is pending."
 )
 BUG_HEAD_TIMER_BETWEEN_REQUESTS = (
-    "wsgiwire/adapters/connection.py Connection.on_readable sets head_since for ANY bytes "
+    "wsgiwire/adapters/_connection.py Connection.on_readable sets head_since for ANY bytes "
     "arriving while no request is started, and only start() clears it: bytes that begin no "
     "request (an FCGI_ABORT_REQUEST or STDIN for an ended id, FCGI_GET_VALUES) leave the "
     "header timer running on an idle kept-alive connection, which Worker._sweep then cuts "
@@ -357,7 +357,7 @@ BUG_HEAD_TIMER_BETWEEN_REQUESTS = (
     "codec holds no partial request (e.g. no active request and an empty receive buffer)."
 )
 BUG_SLOW_READER_BLOCKS_WORKER = (
-    "wsgiwire/adapters/connection.py Connection.write: when the socket is full it polls "
+    "wsgiwire/adapters/_connection.py Connection.write: when the socket is full it polls "
     "for writability for up to write_timeout inside the worker's only thread (the app runs "
     "inline), so one client that stops reading stalls every other connection of the worker "
     "for up to write_timeout (60 s by default; here 1 s). Fix: queue what does not fit and "
@@ -740,7 +740,7 @@ APP_EXPECT: dict[str, Expect] = {
     "yield_after_close": Expect(body=b"chunk1 chunk2 ", absent=(b"YIELDED-AFTER-CLOSE",)),
 }
 BUG_WRITE_AFTER_CLOSE = (
-    "wsgiwire/core/response.py Response.write: write() is still accepted after finish() "
+    "wsgiwire/core/_response.py Response.write: write() is still accepted after finish() "
     "(e.g. from the iterable's close(), called after the body ended), so bytes the app writes "
     "then go out as more body; with no Content-Length the peer cannot tell. Fix: a 'finished' "
     "flag set by finish(); write() after it raises StartResponseError (logged once, not sent)."

@@ -35,11 +35,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from tests.support import fcgi_spec as spec
+from wsgiwire._limits import Limits
+from wsgiwire.adapters._runtime import ServerConfig, Worker
 from wsgiwire.adapters.fastcgi import FastCGIDriver
-from wsgiwire.adapters.runtime import ServerConfig, Worker
 from wsgiwire.adapters.scgi import SCGIDriver
 from wsgiwire.adapters.uwsgi import UWSGIDriver
-from wsgiwire.limits import Limits
 
 from .apps import SECRET, router
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from wsgiwire.adapters.runtime import ServerConfig, Worker
+from wsgiwire.adapters._runtime import ServerConfig, Worker
 from wsgiwire.adapters.scgi import SCGIDriver
 
 from .apps import APPS

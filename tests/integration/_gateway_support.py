@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wsgiwire.client import (
+from wsgiwire._client import (
     Reply,
     Target,
     build_params,
@@ -319,7 +319,7 @@ class DirectBackend:
         extra: Sequence[tuple[str, str]] = (),
         timeout: float = 30.0,
     ) -> Reply:
-        """One request as nginx would build it (:func:`wsgiwire.client.build_params`)."""
+        """One request as nginx would build it (:func:`wsgiwire._client.build_params`)."""
         target = self.target(path)
         params = build_params(
             target,

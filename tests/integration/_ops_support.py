@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from wsgiwire.client import Reply, Target, build_params, fastcgi_request, parse_target
-from wsgiwire.protocols.fastcgi import FastCGIClient
+from wsgiwire._client import Reply, Target, build_params, fastcgi_request, parse_target
+from wsgiwire.protocols._fastcgi import FastCGIClient
 
 from .servers import LOOPBACK, NginxServer, Stage, WsgiwireBackend, wait_for_output
 

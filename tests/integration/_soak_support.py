@@ -49,7 +49,7 @@ from pathlib import Path
 
 from tests.hostile.catalogue import CASES, Case
 from tests.hostile.harness import HalfClose
-from wsgiwire.client import ClientError, Target, build_params, parse_target, uwsgi_request
+from wsgiwire._client import ClientError, Target, build_params, parse_target, uwsgi_request
 
 from ._ops_support import OpsBackend, fcgi, fd_count, nginx_in_front, ops_backend, proc_status
 from .servers import LOOPBACK, Stage

@@ -8,7 +8,7 @@ keeps a new file from going untested silently):
 * the config comes from ``wsgiwire config SERVER --protocol P --bind ADDR [--mount M]
   [--app-file PATH]`` when that command can print the file (the README's path), else the
   file is rendered directly (:data:`Case.via_config` says which; a test checks the split
-  agrees with ``wsgiwire.deploy.choose``);
+  agrees with ``wsgiwire._deploy.choose``);
 * the backend is the command ``wsgiwire config`` printed on its ``# backend:`` line (for
   a rendered file: the ``wsgiwire serve`` line the file documents), plus the path fix
   the README's "Path fixes" table prescribes for that setup when the command lacks it;
@@ -42,7 +42,7 @@ from pathlib import Path
 
 import pytest
 
-from wsgiwire import deploy
+from wsgiwire import _deploy as deploy
 
 from . import _matrix_support as mx
 from .servers import (

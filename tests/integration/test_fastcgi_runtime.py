@@ -13,7 +13,7 @@
 * ``wsgi.errors`` goes out as FCGI_STDERR (nginx's error log: ``test_fastcgi_nginx``).
 
 The backend is ``wsgiwire serve fcgi_apps`` (``apps/fcgi_apps.py``), started by PID
-and stopped by PID; the client is ``wsgiwire.client`` unless said otherwise.
+and stopped by PID; the client is ``wsgiwire._client`` unless said otherwise.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import pytest
 
-from wsgiwire.client import (
+from wsgiwire._client import (
     ClientError,
     Reply,
     Target,
@@ -45,7 +45,7 @@ from wsgiwire.client import (
     fastcgi_request,
     parse_target,
 )
-from wsgiwire.limits import DEFAULT_LIMITS
+from wsgiwire._limits import DEFAULT_LIMITS
 
 from .servers import (
     LOOPBACK,

@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from wsgiwire.client import Target, build_params, uwsgi_request
+from wsgiwire._client import Target, build_params, uwsgi_request
 
 from .servers import (
     REPO_ROOT,

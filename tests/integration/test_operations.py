@@ -27,7 +27,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from wsgiwire.client import build_params, fastcgi_request
+from wsgiwire._client import build_params, fastcgi_request
 
 from ..ops.combined import parse, unescape
 from ._ops_support import alive, fcgi, nginx_in_front, ops_backend, wait_until

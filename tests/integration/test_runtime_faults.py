@@ -41,8 +41,8 @@ from pathlib import Path
 
 import pytest
 
-from wsgiwire.client import build_params
-from wsgiwire.protocols.fastcgi import FastCGIClient
+from wsgiwire._client import build_params
+from wsgiwire.protocols._fastcgi import FastCGIClient
 
 from ._ops_support import (
     OpsBackend,

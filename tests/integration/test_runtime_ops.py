@@ -41,9 +41,9 @@ from pathlib import Path
 
 import pytest
 
-from wsgiwire.client import ClientError, Target, build_params, parse_target, uwsgi_request
-from wsgiwire.events import NEED_DATA
-from wsgiwire.protocols.fastcgi import EndRequest, FastCGIClient
+from wsgiwire._client import ClientError, Target, build_params, parse_target, uwsgi_request
+from wsgiwire._events import NEED_DATA
+from wsgiwire.protocols._fastcgi import EndRequest, FastCGIClient
 
 from ._ops_support import (
     OpsBackend,

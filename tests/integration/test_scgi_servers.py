@@ -27,7 +27,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from wsgiwire.client import build_params, encode_scgi, parse_head, scgi_request
+from wsgiwire._client import build_params, encode_scgi, parse_head, scgi_request
 
 from . import _gateway_support as gw
 from .servers import ApacheServer, LighttpdServer, NginxServer, Stage

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from wsgiwire.cli import build_parser
-from wsgiwire.client import parse_target
+from wsgiwire._cli import build_parser
+from wsgiwire._client import parse_target
 
 from ._ops_support import alive, children, fcgi, wait_until
 from .servers import (
@@ -74,7 +74,7 @@ def wsgiwire_command(tmp_path: Path) -> str:
         return str(installed)
     script = tmp_path / "wsgiwire"
     script.write_text(
-        f"#!{sys.executable}\nimport sys\nfrom wsgiwire.cli import main\nsys.exit(main())\n"
+        f"#!{sys.executable}\nimport sys\nfrom wsgiwire._cli import main\nsys.exit(main())\n"
     )
     script.chmod(0o755)
     return str(script)

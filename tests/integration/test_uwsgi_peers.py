@@ -37,7 +37,7 @@ from typing import Any
 
 import pytest
 
-from wsgiwire.client import Reply, build_params, uwsgi_request
+from wsgiwire._client import Reply, build_params, uwsgi_request
 
 from . import _gateway_support as gw
 from .servers import Stage

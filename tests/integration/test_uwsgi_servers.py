@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from wsgiwire.client import build_params, encode_uwsgi, parse_head, uwsgi_request
+from wsgiwire._client import build_params, encode_uwsgi, parse_head, uwsgi_request
 
 from . import _gateway_support as gw
 from .servers import ApacheServer, LighttpdServer, NginxServer, Stage

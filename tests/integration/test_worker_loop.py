@@ -39,9 +39,9 @@ from pathlib import Path
 
 import pytest
 
-from wsgiwire.client import Target, build_params, parse_head
-from wsgiwire.events import NEED_DATA
-from wsgiwire.protocols.fastcgi import EndRequest, FastCGIClient, StdoutData
+from wsgiwire._client import Target, build_params, parse_head
+from wsgiwire._events import NEED_DATA
+from wsgiwire.protocols._fastcgi import EndRequest, FastCGIClient, StdoutData
 
 from ._ops_support import (
     OpsBackend,

@@ -16,9 +16,9 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from tests.corpus import Exchange, Request, Setup, exchanges, load_setups
-from wsgiwire.core.body import attach_input
-from wsgiwire.core.environ import EnvironBuilder
-from wsgiwire.core.gateway import ErrorStream, FileWrapper, WSGIApp
+from wsgiwire.core._body import attach_input
+from wsgiwire.core._environ import EnvironBuilder
+from wsgiwire.core._gateway import ErrorStream, FileWrapper, WSGIApp
 from wsgiwire.middleware import (
     ApacheProxyPathFix,
     LighttpdCGIRootFix,

@@ -33,7 +33,7 @@ from tests.middleware import (
     plain,
     wrap,
 )
-from wsgiwire.core.gateway import WSGIApp
+from wsgiwire.core._gateway import WSGIApp
 from wsgiwire.middleware import (
     ApacheProxyPathFix,
     LighttpdCGIRootFix,

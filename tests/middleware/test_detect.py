@@ -27,10 +27,10 @@ from tests.middleware import (
     plain,
     wrap,
 )
-from wsgiwire.core.gateway import WSGIApp
+from wsgiwire.core._gateway import WSGIApp
 from wsgiwire.middleware import SetupDetector
-from wsgiwire.middleware import detect as detect_module
-from wsgiwire.middleware.detect import DISTINCT_SCRIPT_NAMES, diagnose
+from wsgiwire.middleware import _detect as detect_module
+from wsgiwire.middleware._detect import DISTINCT_SCRIPT_NAMES, diagnose
 
 # setup -> what the detector must say (every fragment in the one line), or () for silence
 LIGHTTPD_ROOT = ("looks like lighttpd mounted at /", "consider --lighttpd-root-fix")

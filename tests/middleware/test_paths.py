@@ -17,7 +17,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from tests.middleware import BUILDER, Recorder, call, plain
-from wsgiwire.core.gateway import WSGIApp
+from wsgiwire.core._gateway import WSGIApp
 from wsgiwire.middleware import (
     ApacheProxyPathFix,
     LighttpdCGIRootFix,
@@ -25,7 +25,7 @@ from wsgiwire.middleware import (
     ScriptNameStripper,
     TrustedProxy,
 )
-from wsgiwire.middleware.mount import decoded_once_more, explains, normalise_prefix
+from wsgiwire.middleware._mount import decoded_once_more, explains, normalise_prefix
 
 Params = dict[str, str]
 

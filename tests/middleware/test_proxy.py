@@ -20,9 +20,10 @@ from werkzeug.wrappers import Request as WerkzeugRequest
 
 from tests.corpus import load_setups
 from tests.middleware import BUILDER, Recorder, build, call, plain
-from wsgiwire.core.environ import host_name, split_host
-from wsgiwire.core.gateway import WSGIApp
-from wsgiwire.middleware import LighttpdCGIRootFix, TrustedProxy, proxy
+from wsgiwire.core._environ import host_name, split_host
+from wsgiwire.core._gateway import WSGIApp
+from wsgiwire.middleware import LighttpdCGIRootFix, TrustedProxy
+from wsgiwire.middleware import _proxy as proxy
 
 INNER = {
     "REQUEST_METHOD": "GET",

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from wsgiwire.accesslog import ATOMS, DEFAULT_FORMAT, AccessLog, escape, request_uri
-from wsgiwire.core.response import Response
+from wsgiwire._accesslog import ATOMS, DEFAULT_FORMAT, AccessLog, escape, request_uri
+from wsgiwire.core._response import Response
 
 from .combined import parse, unescape
 

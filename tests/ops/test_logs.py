@@ -1,4 +1,4 @@
-"""wsgiwire.logs: only our loggers, files reopened for logrotate, JSON lines, zoned time."""
+"""wsgiwire._logs: only our loggers, files reopened for logrotate, JSON lines, zoned time."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from wsgiwire import logs
-from wsgiwire.accesslog import AccessLog
-from wsgiwire.core.response import Response
+from wsgiwire import _logs as logs
+from wsgiwire._accesslog import AccessLog
+from wsgiwire.core._response import Response
 
 ISO_ZONED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d")
 

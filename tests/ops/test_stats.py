@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from wsgiwire._errors import BadRequest, LimitExceeded
+from wsgiwire.adapters._master import Child
+from wsgiwire.adapters._runtime import Server, ServerConfig
+from wsgiwire.adapters._scoreboard import ACCEPTING, DURATION_BUCKETS
+from wsgiwire.adapters._stats import _answer, _listen_queue, metrics_text, status
 from wsgiwire.adapters.fastcgi import FastCGIDriver
-from wsgiwire.adapters.master import Child
-from wsgiwire.adapters.runtime import Server, ServerConfig
-from wsgiwire.adapters.scoreboard import ACCEPTING, DURATION_BUCKETS
-from wsgiwire.adapters.stats import _answer, _listen_queue, metrics_text, status
-from wsgiwire.errors import BadRequest, LimitExceeded
 
 
 def app(environ: object, start_response: object) -> list[bytes]:
@@ -102,7 +102,7 @@ def test_busy_threads_show_their_request_and_age(server: Server) -> None:
 
 
 def test_malformed_reasons_come_from_the_error_class(server: Server) -> None:
-    from wsgiwire.adapters.worker import Worker
+    from wsgiwire.adapters._worker import Worker
 
     board = server.board
     assert board is not None

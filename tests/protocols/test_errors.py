@@ -7,18 +7,18 @@ from collections.abc import Callable
 import pytest
 
 from tests.support import fcgi_spec as spec
-from wsgiwire.errors import (
+from wsgiwire._errors import (
     BadRequest,
     LimitExceeded,
     LocalProtocolError,
     ProtocolError,
     RemoteProtocolError,
 )
-from wsgiwire.events import NEED_DATA
-from wsgiwire.limits import Limits
-from wsgiwire.protocols.fastcgi import FastCGIConnection
-from wsgiwire.protocols.scgi import SCGIConnection
-from wsgiwire.protocols.uwsgi import UWSGIConnection
+from wsgiwire._events import NEED_DATA
+from wsgiwire._limits import Limits
+from wsgiwire.protocols._fastcgi import FastCGIConnection
+from wsgiwire.protocols._scgi import SCGIConnection
+from wsgiwire.protocols._uwsgi import UWSGIConnection
 
 Codec = FastCGIConnection | SCGIConnection | UWSGIConnection
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import typing
 
-from wsgiwire import events
-from wsgiwire.events import ConnectionClosed, RequestEvent
+from wsgiwire import _events as events
+from wsgiwire._events import ConnectionClosed, RequestEvent
 
 
 def test_every_request_event_shares_the_base_with_request_id() -> None:

@@ -20,8 +20,8 @@ from hypothesis import strategies as st
 from tests.support import fcgi_spec as spec
 from tests.support import text_pairs
 from tests.support.sending import sent
-from wsgiwire.errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
-from wsgiwire.events import (
+from wsgiwire._errors import LimitExceeded, LocalProtocolError, RemoteProtocolError
+from wsgiwire._events import (
     NEED_DATA,
     BodyData,
     BodyEnd,
@@ -35,8 +35,8 @@ from wsgiwire.events import (
     ResponseEnd,
     Role,
 )
-from wsgiwire.limits import Limits
-from wsgiwire.protocols.fastcgi import (
+from wsgiwire._limits import Limits
+from wsgiwire.protocols._fastcgi import (
     FCGI_OVERLOADED,
     FCGI_UNKNOWN_ROLE,
     FastCGIConnection,

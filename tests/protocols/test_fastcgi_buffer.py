@@ -1,4 +1,4 @@
-"""RecordReader (wsgiwire/protocols/fastcgi/_wire.py): the receive buffer the FastCGI
+"""RecordReader (wsgiwire/protocols/_fastcgi/_wire.py): the receive buffer the FastCGI
 codec cuts records from (it replaced protocols/_buffer.py, which only FastCGI used)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wsgiwire.errors import LocalProtocolError, RemoteProtocolError
-from wsgiwire.protocols.fastcgi._wire import RecordReader
+from wsgiwire._errors import LocalProtocolError, RemoteProtocolError
+from wsgiwire.protocols._fastcgi._wire import RecordReader
 
 HEADER = struct.Struct(">BBHHBx")
 

@@ -19,8 +19,8 @@ from tests.corpus import exchanges
 from tests.support import fcgi_spec as spec
 from tests.support import text_pairs
 from tests.support.sending import sent
-from wsgiwire.errors import LocalProtocolError, RemoteProtocolError
-from wsgiwire.events import (
+from wsgiwire._errors import LocalProtocolError, RemoteProtocolError
+from wsgiwire._events import (
     NEED_DATA,
     BodyData,
     BodyEnd,
@@ -33,8 +33,8 @@ from wsgiwire.events import (
     ResponseErrorData,
     Role,
 )
-from wsgiwire.limits import Limits
-from wsgiwire.protocols.fastcgi import (
+from wsgiwire._limits import Limits
+from wsgiwire.protocols._fastcgi import (
     EndRequest,
     FastCGIClient,
     FastCGIConnection,

@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from tests.support import fcgi_spec as spec
 from tests.support.sending import sent
-from wsgiwire.errors import LocalProtocolError, RemoteProtocolError
-from wsgiwire.events import NEED_DATA, ConnectionClosed, ResponseData, ResponseEnd
-from wsgiwire.limits import Limits
-from wsgiwire.protocols.fastcgi import FastCGIClient, FastCGIConnection
+from wsgiwire._errors import LocalProtocolError, RemoteProtocolError
+from wsgiwire._events import NEED_DATA, ConnectionClosed, ResponseData, ResponseEnd
+from wsgiwire._limits import Limits
+from wsgiwire.protocols._fastcgi import FastCGIClient, FastCGIConnection
 
 MAX_CALLS = 100_000
 

@@ -11,15 +11,15 @@ import pytest
 
 from tests.support import fcgi_spec as spec
 from tests.support.sending import sent, wrong_event_error
-from wsgiwire.errors import LocalProtocolError
-from wsgiwire.events import (
+from wsgiwire._errors import LocalProtocolError
+from wsgiwire._events import (
     NEED_DATA,
     BodyData,
     ResponseData,
     ResponseEnd,
     ResponseErrorData,
 )
-from wsgiwire.protocols.fastcgi import MAX_RECORD_CONTENT, FastCGIConnection
+from wsgiwire.protocols._fastcgi import MAX_RECORD_CONTENT, FastCGIConnection
 
 P = [(b"SERVER_PORT", b"80")]
 

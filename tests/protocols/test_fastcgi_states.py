@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from tests.support import fcgi_spec as spec
 from tests.support.sending import sent
-from wsgiwire.errors import RemoteProtocolError
-from wsgiwire.events import NEED_DATA, ResponseEnd
-from wsgiwire.protocols.fastcgi import FastCGIConnection
+from wsgiwire._errors import RemoteProtocolError
+from wsgiwire._events import NEED_DATA, ResponseEnd
+from wsgiwire.protocols._fastcgi import FastCGIConnection
 
 R, A, F = spec.RESPONDER, spec.AUTHORIZER, spec.FILTER
 PAIR = spec.pair(b"K", b"v")

@@ -8,12 +8,12 @@ import pytest
 
 from tests.support import fcgi_spec as spec
 from tests.support.sending import sent
-from wsgiwire.core.response import HeadStyle
-from wsgiwire.errors import LocalProtocolError
-from wsgiwire.events import NEED_DATA, RequestRefused, ResponseData, ResponseEnd
-from wsgiwire.protocols.fastcgi import FastCGIConnection
-from wsgiwire.protocols.scgi import SCGIConnection
-from wsgiwire.protocols.uwsgi import UWSGIConnection
+from wsgiwire._errors import LocalProtocolError
+from wsgiwire._events import NEED_DATA, RequestRefused, ResponseData, ResponseEnd
+from wsgiwire.core._response import HeadStyle
+from wsgiwire.protocols._fastcgi import FastCGIConnection
+from wsgiwire.protocols._scgi import SCGIConnection
+from wsgiwire.protocols._uwsgi import UWSGIConnection
 
 _SCGI = b"24:CONTENT_LENGTH\x000\x00SCGI\x001\x00,"
 _UWSGI_BLOCK = b"\x0e\x00CONTENT_LENGTH\x01\x000"

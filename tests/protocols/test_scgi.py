@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from tests.support import scgi_spec as spec
 from tests.support import text_pairs
 from tests.support.sending import sent, wrong_event_error
-from wsgiwire.errors import BadRequest, LimitExceeded, LocalProtocolError, RemoteProtocolError
-from wsgiwire.events import (
+from wsgiwire._errors import BadRequest, LimitExceeded, LocalProtocolError, RemoteProtocolError
+from wsgiwire._events import (
     NEED_DATA,
     BodyData,
     BodyEnd,
@@ -35,8 +35,8 @@ from wsgiwire.events import (
     ResponseErrorData,
     Role,
 )
-from wsgiwire.limits import DEFAULT_LIMITS, Limits
-from wsgiwire.protocols.scgi import SCGIConnection
+from wsgiwire._limits import DEFAULT_LIMITS, Limits
+from wsgiwire.protocols._scgi import SCGIConnection
 
 DATA = Path(__file__).parent / "data"
 

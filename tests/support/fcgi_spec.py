@@ -1,7 +1,7 @@
 """FastCGI 1.0 written out from the specification, for tests only.
 
 This module is the independent oracle the codec is checked against, so it
-shares no code with ``wsgiwire.protocols.fastcgi`` and does not import it. It
+shares no code with ``wsgiwire.protocols._fastcgi`` and does not import it. It
 is written in the plainest possible way: byte arithmetic taken straight from
 the C structures in the specification (sections 3.3, 3.4, 5 and 8), no
 ``struct``, no cleverness, no speed.

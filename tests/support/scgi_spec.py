@@ -1,7 +1,7 @@
 """SCGI written out from the specification, for tests only.
 
 The independent oracle the SCGI codec is checked against: it shares no code
-with ``wsgiwire.protocols.scgi`` and does not import it. Written the plainest
+with ``wsgiwire.protocols._scgi`` and does not import it. Written the plainest
 way from "SCGI: A Simple Common Gateway Interface alternative" (Neil
 Schemenauer, python.ca/scgi/protocol.txt) and D. J. Bernstein's netstrings
 (cr.yp.to/proto/netstrings.txt):

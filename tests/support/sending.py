@@ -19,7 +19,7 @@ def wrong_event_error() -> type[Exception]:
     ``LocalProtocolError`` from the pure build; the compiled build's argument check
     (``send(event: OutEvent)``) refuses it first, with ``TypeError``."""
     from wsgiwire._build import _is_extension
-    from wsgiwire.errors import LocalProtocolError
+    from wsgiwire._errors import LocalProtocolError
 
     if _is_extension("wsgiwire.protocols._oneshot"):
         return TypeError

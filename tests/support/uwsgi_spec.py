@@ -1,7 +1,7 @@
 """The uwsgi protocol written out from its documentation, for tests only.
 
 The independent oracle the uwsgi codec is checked against: it shares no code
-with ``wsgiwire.protocols.uwsgi`` and does not import it. Written the
+with ``wsgiwire.protocols._uwsgi`` and does not import it. Written the
 plainest way from "The uwsgi Protocol" (uwsgi-docs.readthedocs.io): no
 ``struct``, byte arithmetic only.
 

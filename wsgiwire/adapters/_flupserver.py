@@ -8,10 +8,10 @@ import socket
 from collections.abc import Iterable
 from typing import Any
 
-from ..core.gateway import WSGIApp
-from ..limits import Limits
-from .listeners import BindSpec, PeerFilter, open_listener, parse_bind
-from .runtime import ProtocolDriver, Server, ServerConfig
+from .._limits import Limits
+from ..core._gateway import WSGIApp
+from ._listeners import BindSpec, PeerFilter, open_listener, parse_bind
+from ._runtime import ProtocolDriver, Server, ServerConfig
 
 __all__ = ["FlupServerBase", "bind_spec"]
 

@@ -26,13 +26,13 @@ from __future__ import annotations
 import os
 import sys
 
-from ..core.body import BodyBuffer, attach_input
-from ..core.environ import EnvironBuilder
-from ..core.gateway import ErrorStream, FileWrapper, WSGIApp, call_app
-from ..core.lazylog import lazy_logger
-from ..core.response import Response, send_status
-from ..errors import ProtocolError
-from ..limits import DEFAULT_LIMITS, Limits
+from .._errors import ProtocolError
+from .._limits import DEFAULT_LIMITS, Limits
+from ..core._body import BodyBuffer, attach_input
+from ..core._environ import EnvironBuilder
+from ..core._gateway import ErrorStream, FileWrapper, WSGIApp, call_app
+from ..core._lazylog import lazy_logger
+from ..core._response import Response, send_status
 
 # typing and collections.abc cost a CGI start-up about 9 ms: annotations only.
 TYPE_CHECKING = False
@@ -40,7 +40,9 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import IO
 
-__all__ = ["run", "CGIGateway"]
+# Public: run (the documented entry point); CGIGateway is what it runs, used by
+# wsgiwire's own modules.
+__all__ = ["run"]
 
 log = lazy_logger("wsgiwire")
 

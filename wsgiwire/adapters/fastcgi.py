@@ -19,20 +19,21 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..core.gateway import WSGIApp
-from ..events import Role
-from ..limits import DEFAULT_LIMITS, Limits
-from ..protocols.fastcgi import FastCGIConnection
+from .._events import Role
+from .._limits import DEFAULT_LIMITS, Limits
+from ..core._gateway import WSGIApp
+from ..protocols._fastcgi import FastCGIConnection
 from . import cgi
 from ._flupserver import FlupServerBase
-from .listeners import inherited_fd0
-from .runtime import Codec, ServerConfig
+from ._listeners import inherited_fd0
+from ._runtime import Codec, ServerConfig
 
+# Public: the flup-compatible server and its role constants (the ``roles``
+# argument). FastCGIDriver is the runtime's plumbing, used by wsgiwire's own modules.
 __all__ = [
     "FCGI_AUTHORIZER",
     "FCGI_FILTER",
     "FCGI_RESPONDER",
-    "FastCGIDriver",
     "WSGIServer",
 ]
 

@@ -11,14 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..core.gateway import WSGIApp
-from ..limits import DEFAULT_LIMITS, Limits
-from ..middleware.mount import MountPrefix
-from ..protocols.scgi import SCGIConnection
+from .._limits import DEFAULT_LIMITS, Limits
+from ..core._gateway import WSGIApp
+from ..middleware._mount import MountPrefix
+from ..protocols._scgi import SCGIConnection
 from ._flupserver import FlupServerBase
-from .runtime import Codec, ServerConfig
+from ._runtime import Codec, ServerConfig
 
-__all__ = ["SCGIDriver", "WSGIServer"]
+# Public: the flup-compatible server. SCGIDriver is the runtime's plumbing, used by
+# wsgiwire's own modules.
+__all__ = ["WSGIServer"]
 
 
 class SCGIDriver:

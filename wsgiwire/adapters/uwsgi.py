@@ -13,13 +13,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from ..core.gateway import WSGIApp
-from ..limits import DEFAULT_LIMITS, Limits
-from ..protocols.uwsgi import UWSGIConnection
+from .._limits import DEFAULT_LIMITS, Limits
+from ..core._gateway import WSGIApp
+from ..protocols._uwsgi import UWSGIConnection
 from ._flupserver import FlupServerBase
-from .runtime import Codec, ServerConfig
+from ._runtime import Codec, ServerConfig
 
-__all__ = ["UWSGIDriver", "WSGIServer"]
+# Public: the flup-compatible server. UWSGIDriver is the runtime's plumbing, used by
+# wsgiwire's own modules.
+__all__ = ["WSGIServer"]
 
 
 class UWSGIDriver:

@@ -1,4 +1,4 @@
-"""The WSGI application's type, for annotations (re-exported by ``core.gateway``).
+"""The WSGI application's type, for annotations (re-exported by ``core._gateway``).
 
 A module of its own, kept out of the compiled build's module list (setup.py):
 mypyc compiles only the ``if TYPE_CHECKING`` branch of a module (it type-checks

@@ -28,10 +28,10 @@ goes in front last.
 
 from __future__ import annotations
 
-from .detect import SetupDetector
-from .mount import MountPrefix
-from .paths import ApacheProxyPathFix, LighttpdCGIRootFix, ScriptNameStripper
-from .proxy import TrustedProxy
+from ._detect import SetupDetector
+from ._mount import MountPrefix
+from ._paths import ApacheProxyPathFix, LighttpdCGIRootFix, ScriptNameStripper
+from ._proxy import TrustedProxy
 
 __all__ = [
     "MountPrefix",

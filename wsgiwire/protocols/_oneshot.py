@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import ClassVar, Final
 
-from ..errors import LocalProtocolError, RemoteProtocolError
-from ..events import (
+from .._errors import LocalProtocolError, RemoteProtocolError
+from .._events import (
     NEED_DATA,
     BodyData,
     BodyEnd,
@@ -27,8 +27,8 @@ from ..events import (
     ResponseErrorData,
     Role,
 )
-from ..limits import DEFAULT_LIMITS, Limits
-from ..params import HeadStyle
+from .._limits import DEFAULT_LIMITS, Limits
+from .._params import HeadStyle
 
 __all__ = ["OneShotConnection", "check_pair_limits"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...limits import Limits
+from ..._limits import Limits
 
 __all__ = ["pool_size", "take_pool_arguments"]
 

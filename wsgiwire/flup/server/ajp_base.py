@@ -6,6 +6,8 @@ Python app over FastCGI (``mod_proxy_fcgi``, ``mod_fcgid``), SCGI
 ``wsgiwire.flup.server.fcgi`` (or ``fcgi_fork``) and ``ProxyPass ... fcgi://``.
 """
 
+__all__: list[str] = []
+
 raise ImportError(
     "AJP is not supported by wsgiwire (wsgiwire.flup.server.ajp_base): serve the app over "
     "FastCGI with wsgiwire.flup.server.fcgi or fcgi_fork and point Apache at it with "

@@ -6,9 +6,9 @@ which flup's breaks on Python 3; the body never read past CONTENT_LENGTH).
 
 from __future__ import annotations
 
+from ..._limits import DEFAULT_LIMITS, Limits
 from ...adapters import cgi as _cgi
-from ...core.gateway import WSGIApp
-from ...limits import DEFAULT_LIMITS, Limits
+from ...core._gateway import WSGIApp
 
 __all__ = ["WSGIServer"]
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ..._limits import DEFAULT_LIMITS, Limits
 from ...adapters import fastcgi
+from ...adapters._runtime import ProtocolDriver
 from ...adapters.fastcgi import FCGI_AUTHORIZER, FCGI_FILTER, FCGI_RESPONDER
-from ...adapters.runtime import ProtocolDriver
-from ...core.gateway import WSGIApp
-from ...limits import DEFAULT_LIMITS, Limits
+from ...core._gateway import WSGIApp
 from ._fork import take_pool_arguments
 
 __all__ = ["FCGI_AUTHORIZER", "FCGI_FILTER", "FCGI_RESPONDER", "WSGIServer"]

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ..._limits import DEFAULT_LIMITS, Limits
 from ...adapters import fastcgi
 from ...adapters.fastcgi import FCGI_AUTHORIZER, FCGI_FILTER, FCGI_RESPONDER
-from ...core.gateway import WSGIApp
-from ...limits import DEFAULT_LIMITS, Limits
+from ...core._gateway import WSGIApp
 
 __all__ = ["FCGI_AUTHORIZER", "FCGI_FILTER", "FCGI_RESPONDER", "WSGIServer"]
 

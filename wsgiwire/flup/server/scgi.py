@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ..._limits import DEFAULT_LIMITS, Limits
 from ...adapters import scgi
-from ...core.gateway import WSGIApp
-from ...limits import DEFAULT_LIMITS, Limits
+from ...core._gateway import WSGIApp
 
 __all__ = ["WSGIServer"]
 

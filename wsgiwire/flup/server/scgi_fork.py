@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from ..._limits import DEFAULT_LIMITS, Limits
 from ...adapters import scgi
-from ...adapters.runtime import ProtocolDriver
-from ...core.gateway import WSGIApp
-from ...limits import DEFAULT_LIMITS, Limits
+from ...adapters._runtime import ProtocolDriver
+from ...core._gateway import WSGIApp
 from ._fork import take_pool_arguments
 
 __all__ = ["WSGIServer"]

@@ -1,0 +1,199 @@
+"""The vocabulary every codec shares.
+
+Inbound (``codec.next_event()`` returns one of these or ``NEED_DATA``):
+``RequestStarted`` once the parameter block is complete, then ``BodyData``
+chunks and one ``BodyEnd``; ``FilterData``/``FilterDataEnd`` for the FastCGI
+FILTER role's FCGI_DATA stream; ``RequestAborted`` when the peer gives a
+request up; ``ConnectionClosed`` once the peer closed its side cleanly.
+
+Events are plain slotted dataclasses (made on every request, so cheap to
+build); treat them as immutable.
+
+Outbound (``codec.send(event)`` returns the buffers to write, a list of
+``bytes`` or ``memoryview`` ready for ``socket.sendmsg``; the one outbound call
+of every codec): ``ResponseData`` (raw response bytes: the head and body as
+the core rendered them), ``ResponseErrorData`` (FastCGI STDERR; other
+protocols drop it), ``ResponseEnd``, and ``RequestRefused`` (the server will
+not run a request it received: overloaded).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import ClassVar, Final
+
+from ._params import UNPARSED
+
+__all__ = [
+    "Role",
+    "Params",
+    "raw_pairs",
+    "NEED_DATA",
+    "NeedData",
+    "RequestEvent",
+    "RequestStarted",
+    "BodyData",
+    "BodyEnd",
+    "FilterData",
+    "FilterDataEnd",
+    "RequestAborted",
+    "ConnectionClosed",
+    "Event",
+    "ResponseData",
+    "ResponseErrorData",
+    "ResponseEnd",
+    "RequestRefused",
+    "OutEvent",
+]
+
+
+class Role(IntEnum):
+    """FastCGI roles; every other protocol only knows RESPONDER."""
+
+    RESPONDER = 1
+    AUTHORIZER = 2
+    FILTER = 3
+
+
+class NeedData:
+    """Sentinel type: the codec needs more bytes before it can say anything."""
+
+    _instance: ClassVar[NeedData | None] = None
+
+    def __new__(cls) -> NeedData:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NEED_DATA"
+
+
+NEED_DATA: Final = NeedData()
+
+# Names and values as latin-1 native strings: one character per byte the
+# server sent (PEP 3333's "bytes as str"), so nothing is lost or rejected.
+Params = list[tuple[str, str]]
+
+
+def raw_pairs(params: Params) -> list[tuple[bytes, bytes]]:
+    """``params`` as the bytes that were sent (latin-1 maps each character back to its byte)."""
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in params]
+
+
+@dataclass(slots=True)
+class RequestEvent:
+    """What every event about one request shares (all but ``ConnectionClosed``):
+    its ``request_id`` (FastCGI's id; 0 for the one-request protocols), so a
+    caller reads it without knowing which event it holds."""
+
+    request_id: int
+
+
+@dataclass(slots=True)
+class RequestStarted(RequestEvent):
+    """A request's parameters, complete and in the order the server sent them.
+
+    ``params`` keeps duplicates; the core translator decides which wins.
+    Each name and value is a latin-1 native string (see ``Params``);
+    ``raw_params`` gives them back as the bytes that were sent.
+    ``script_name_in_path_info`` is set by codecs whose peer asked for the
+    SCRIPT_NAME prefix to be removed from PATH_INFO (uwsgi modifier1 30).
+    ``content_length`` is CONTENT_LENGTH as the codec parsed it to frame the
+    body (``None``: none declared), or ``UNPARSED`` when the codec did not
+    read it (FastCGI); the core takes it as it is instead of parsing again.
+    """
+
+    params: Params
+    keep_conn: bool = False
+    role: Role = Role.RESPONDER
+    script_name_in_path_info: bool = False
+    content_length: int | None = UNPARSED
+
+    @property
+    def raw_params(self) -> list[tuple[bytes, bytes]]:
+        return raw_pairs(self.params)
+
+
+@dataclass(slots=True)
+class BodyData(RequestEvent):
+    """A piece of the request body."""
+
+    data: bytes
+
+
+@dataclass(slots=True)
+class BodyEnd(RequestEvent):
+    """The request body is complete."""
+
+
+@dataclass(slots=True)
+class FilterData(RequestEvent):
+    """A piece of the FILTER role's FCGI_DATA stream (the file to filter)."""
+
+    data: bytes
+
+
+@dataclass(slots=True)
+class FilterDataEnd(RequestEvent):
+    """The FILTER role's FCGI_DATA stream is complete."""
+
+
+@dataclass(slots=True)
+class RequestAborted(RequestEvent):
+    """The web server gave the request up (FCGI_ABORT_REQUEST)."""
+
+
+@dataclass(slots=True)
+class ConnectionClosed:
+    """The peer closed its sending side with no request left half-read."""
+
+
+Event = (
+    RequestStarted
+    | BodyData
+    | BodyEnd
+    | FilterData
+    | FilterDataEnd
+    | RequestAborted
+    | ConnectionClosed
+)
+
+
+@dataclass(slots=True)
+class ResponseData(RequestEvent):
+    """Response bytes for one request (head and body, already rendered)."""
+
+    data: bytes | bytearray | memoryview
+
+
+@dataclass(slots=True)
+class ResponseErrorData(RequestEvent):
+    """Diagnostic text for the web server's error log (FastCGI FCGI_STDERR)."""
+
+    data: bytes
+
+
+@dataclass(slots=True)
+class ResponseEnd(RequestEvent):
+    """The response is complete. ``app_status`` is FastCGI's appStatus (0 = success)."""
+
+    app_status: int = 0
+
+
+@dataclass(slots=True)
+class RequestRefused(RequestEvent):
+    """The server will not run this request (no capacity); nothing was sent for it yet.
+
+    Each codec answers as its protocol says: FastCGI with FCGI_END_REQUEST and
+    ``fcgi_protocol_status`` (``None``: FCGI_OVERLOADED), and no output;
+    SCGI and uwsgi with ``reply``, the complete response the core
+    rendered (a 503 page in the codec's ``head_style``), then the end.
+    """
+
+    reply: bytes = b""
+    fcgi_protocol_status: int | None = None
+
+
+OutEvent = ResponseData | ResponseErrorData | ResponseEnd | RequestRefused
