@@ -24,10 +24,17 @@ from typing import IO, Any, cast
 from wsgiref.validate import validator
 
 from ._apploader import AppLoadError, load_app
-from ._client import Reply, Target, build_params, encode_scgi, encode_uwsgi, parse_head
-from ._events import NEED_DATA
+from ._client import (
+    FastCGIRecords,
+    Reply,
+    Target,
+    build_params,
+    encode_scgi,
+    encode_uwsgi,
+    parse_head,
+)
 from .core._gateway import WSGIApp
-from .protocols._fastcgi import EndRequest, FastCGIClient, StderrData, StdoutData
+from .protocols._fastcgi import FastCGIClient
 
 __all__ = ["CheckResult", "check_app", "main"]
 
@@ -96,24 +103,9 @@ def _decode(protocol: str, raw: bytes) -> Reply:
         return Reply(raw, status, reason, headers, content)
     client = FastCGIClient()
     client.receive_data(raw)
-    stdout: list[bytes] = []
-    stderr: list[bytes] = []
-    end: EndRequest | None = None
-    while True:
-        event = client.next_event()
-        if event is NEED_DATA:
-            break
-        if isinstance(event, StdoutData):
-            stdout.append(event.data)
-        elif isinstance(event, StderrData):
-            stderr.append(event.data)
-        elif isinstance(event, EndRequest):
-            end = event
-    head = b"".join(stdout)
-    status, reason, headers, content = parse_head(head) if head else (0, "", [], b"")
-    return Reply(head, status, reason, headers, content, stderr=b"".join(stderr),
-                 app_status=end.app_status if end else None,
-                 protocol_status=end.protocol_status if end else None)
+    records = FastCGIRecords()
+    records.collect(client)
+    return records.reply()
 
 
 def _run_one(app: WSGIApp, protocol: str, path: str, method: str, body: bytes) -> CheckResult:

@@ -34,6 +34,7 @@ from .protocols._scgi import encode_request as encode_scgi
 
 __all__ = [
     "ClientError",
+    "FastCGIRecords",
     "Reply",
     "Target",
     "build_params",
@@ -184,6 +185,46 @@ class Reply:
         return None
 
 
+class FastCGIRecords:
+    """One FastCGI reply as its records arrive: FCGI_STDOUT, FCGI_STDERR, FCGI_END_REQUEST."""
+
+    def __init__(self) -> None:
+        self.stdout: list[bytes] = []
+        self.stderr: list[bytes] = []
+        self.end: EndRequest | None = None
+
+    def collect(self, codec: FastCGIClient) -> None:
+        """Take every event the codec can give now (raises its ``ProtocolError``)."""
+        while True:
+            event = codec.next_event()
+            if event is NEED_DATA or isinstance(event, ConnectionClosed):
+                return
+            if isinstance(event, StdoutData):
+                self.stdout.append(event.data)
+            elif isinstance(event, StderrData):
+                self.stderr.append(event.data)
+            elif isinstance(event, EndRequest):
+                self.end = event
+
+    def reply(self, closed_by_backend: bool = False) -> Reply:
+        """The reply so far; ``app_status`` and ``protocol_status`` are None without
+        FCGI_END_REQUEST."""
+        raw = b"".join(self.stdout)
+        status, reason, headers, content = parse_head(raw) if raw else (0, "", [], b"")
+        end = self.end
+        return Reply(
+            raw=raw,
+            status=status,
+            reason=reason,
+            headers=headers,
+            body=content,
+            stderr=b"".join(self.stderr),
+            app_status=end.app_status if end is not None else None,
+            protocol_status=end.protocol_status if end is not None else None,
+            closed_by_backend=closed_by_backend,
+        )
+
+
 def parse_head(raw: bytes) -> tuple[int, str, list[tuple[str, str]], bytes]:
     """Split a CGI-style (``Status:``) or HTTP-style response into status, headers, body."""
     end = raw.find(b"\r\n\r\n")
@@ -252,46 +293,21 @@ def fastcgi_request(
             if filter_data:
                 conn.sendall(codec.data(request_id, filter_data))
             conn.sendall(codec.end_data(request_id))
-        stdout: list[bytes] = []
-        stderr: list[bytes] = []
-        end: EndRequest | None = None
+        records = FastCGIRecords()
         closed = False
         for data in _recv_all(conn):
             if not data:
                 closed = True
             codec.receive_data(data)
-            while True:
-                try:
-                    event = codec.next_event()
-                except ProtocolError as exc:
-                    raise ClientError(f"the backend broke the FastCGI protocol: {exc}") from None
-                if event is NEED_DATA or isinstance(event, ConnectionClosed):
-                    break
-                if isinstance(event, StdoutData):
-                    stdout.append(event.data)
-                elif isinstance(event, StderrData):
-                    stderr.append(event.data)
-                elif isinstance(event, EndRequest):
-                    end = event
-            if end is not None or closed:
+            try:
+                records.collect(codec)
+            except ProtocolError as exc:
+                raise ClientError(f"the backend broke the FastCGI protocol: {exc}") from None
+            if records.end is not None or closed:
                 break
-        if end is None:
+        if records.end is None:
             raise ClientError("the backend closed the connection without FCGI_END_REQUEST")
-        raw = b"".join(stdout)
-        status, reason, headers, content = (
-            parse_head(raw) if raw else (0, "", [], b"")
-        )
-        return Reply(
-            raw=raw,
-            status=status,
-            reason=reason,
-            headers=headers,
-            body=content,
-            stderr=b"".join(stderr),
-            app_status=end.app_status,
-            protocol_status=end.protocol_status,
-            closed_by_backend=closed,
-        )
+        return records.reply(closed_by_backend=closed)
     finally:
         if own and not keep_conn:
             conn.close()
