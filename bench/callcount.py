@@ -34,29 +34,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import run
+from bench.trees import wsgiwire_module
 
 _SERVE = "serve-profiled"
 
 
-def _wsgiwire_module(name: str) -> Any:
-    """``wsgiwire.X._name``, or ``wsgiwire.X.name`` in a --base checkout from before the
-    internal modules were renamed with a leading underscore. Decided by the files of the
-    ``wsgiwire`` imported: an import by name alone could fall through to this
-    checkout's editable install."""
-    import importlib
-
-    import wsgiwire
-
-    *parents, last = name.split(".")[1:]
-    if not Path(wsgiwire.__file__).parent.joinpath(*parents, last + ".py").exists():
-        name = ".".join(["wsgiwire", *parents, last.lstrip("_")])
-    return importlib.import_module(name)
-
-
 def serve_profiled(out: str, argv: list[str]) -> int:
     """``wsgiwire serve ARGV`` with the worker loop under cProfile; dumps to ``out``."""
-    cli = _wsgiwire_module("wsgiwire._cli")
-    worker_module = _wsgiwire_module("wsgiwire.adapters._worker")
+    cli = wsgiwire_module("wsgiwire._cli")
+    worker_module = wsgiwire_module("wsgiwire.adapters._worker")
 
     plain = worker_module.Worker.serve
 

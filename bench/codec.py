@@ -2,6 +2,7 @@
 """Codec micro-benchmark: requests parsed per second from bytes, no sockets, no server.
 
     .venv/bin/python bench/codec.py [--seconds 0.3] [--out bench/results]
+                                    [--compiled DIR] [--base DIR]
 
 The input is the request nginx 1.22 sends with bench/nginx's configs for a browser's
 ``GET /hello/world?name=wsgiwire&lang=en`` (30 FastCGI params: nginx's fastcgi_params,
@@ -33,7 +34,6 @@ Rates are per CPU-second of this process (``time.process_time``), best of 5 roun
 from __future__ import annotations
 
 import argparse
-import importlib
 import io
 import json
 import os
@@ -51,6 +51,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
+from bench.trees import wsgiwire_module  # noqa: E402  (before DIR's bench/ can shadow it)
+
 # The wsgiwire to measure: this checkout's, or (``--compiled DIR`` runs this script
 # again with it set) the one in DIR, e.g. ./dev test's compiled copy build/compiled.
 _TREE_ENV = "WSGIWIRE_BENCH_TREE"
@@ -58,6 +60,7 @@ if os.environ.get(_TREE_ENV):
     sys.path.insert(0, os.environ[_TREE_ENV])
 
 Pairs = list[tuple[bytes, bytes]]
+
 
 # --- The request, as nginx sends it -------------------------------------------------
 
@@ -215,12 +218,11 @@ class FakeSocket:
 
 def _wsgiwire_case(module: str, cls: str, data: bytes, with_environ: bool) -> Runner:
     """A fresh codec per request: feed ``data``, pull events until BodyEnd."""
-    mod = importlib.import_module(module)
-    codec_class = getattr(mod, cls)
-    from wsgiwire._events import NEED_DATA, BodyEnd, RequestStarted
-    from wsgiwire.core._environ import EnvironBuilder
+    codec_class = getattr(wsgiwire_module(module), cls)
+    events = wsgiwire_module("wsgiwire._events")
+    NEED_DATA, BodyEnd, RequestStarted = events.NEED_DATA, events.BodyEnd, events.RequestStarted
 
-    builder = EnvironBuilder()
+    builder = wsgiwire_module("wsgiwire.core._environ").EnvironBuilder()
     build = builder.build_from_strings
 
     def run(n: int) -> None:
@@ -243,12 +245,11 @@ def _wsgiwire_case(module: str, cls: str, data: bytes, with_environ: bool) -> Ru
 
 def _wsgiwire_fastcgi_kept(data: bytes, with_environ: bool) -> Runner:
     """One codec for every request, as on a kept-alive connection."""
-    from wsgiwire._events import NEED_DATA, BodyEnd, RequestStarted, ResponseEnd
-    from wsgiwire.core._environ import EnvironBuilder
-    from wsgiwire.protocols._fastcgi import FastCGIConnection
-
-    build = EnvironBuilder().build_from_strings
-    codec = FastCGIConnection()
+    events = wsgiwire_module("wsgiwire._events")
+    NEED_DATA, BodyEnd, RequestStarted = events.NEED_DATA, events.BodyEnd, events.RequestStarted
+    ResponseEnd = events.ResponseEnd
+    build = wsgiwire_module("wsgiwire.core._environ").EnvironBuilder().build_from_strings
+    codec = wsgiwire_module("wsgiwire.protocols._fastcgi").FastCGIConnection()
 
     def run(n: int) -> None:
         receive, next_event, send = codec.receive_data, codec.next_event, codec.send
@@ -258,7 +259,7 @@ def _wsgiwire_fastcgi_kept(data: bytes, with_environ: bool) -> Runner:
                 event = next_event()
                 kind = type(event)
                 if kind is RequestStarted and with_environ:
-                    build(event.params)  # type: ignore[union-attr]
+                    build(event.params)
                 elif kind is BodyEnd:
                     send(ResponseEnd(1))
                     break
@@ -468,9 +469,11 @@ def markdown(results: Sequence[CaseResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def compiled_results(tree: Path, seconds: float, rounds: int) -> list[CaseResult]:
-    """The wsgiwire cases again, in a child process importing the wsgiwire in ``tree``,
-    which must be the compiled build; flup's rows are not repeated."""
+def tree_results(tree: Path, seconds: float, rounds: int, *, compiled: bool) -> list[CaseResult]:
+    """The wsgiwire cases again, in a child process importing the wsgiwire in ``tree``;
+    flup's rows are not repeated. ``compiled``: the tree must hold the compiled build
+    (``--compiled``); otherwise it is another checkout (``--base``), its rows marked
+    with its commit."""
     done = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--json-only",
          "--seconds", str(seconds), "--rounds", str(rounds)],
@@ -479,19 +482,36 @@ def compiled_results(tree: Path, seconds: float, rounds: int) -> list[CaseResult
     )
     rows = json.loads(done.stdout)
     build = rows.pop()["build"]
-    if not build.startswith("compiled"):
+    if compiled and not build.startswith("compiled"):
         raise SystemExit(f"codec: the wsgiwire in {tree} is not the compiled build ({build})")
+    tag = build if compiled else f"base {_commit(tree)}, {build}"
     out = []
     for row in rows:
         if row["implementation"] != "wsgiwire":
             continue
         result = CaseResult(**row)
-        result.name = f"{result.name} [{build}]"
+        result.name = f"{result.name} [{tag}]"
         out.append(result)
         shown = (f"{result.requests_per_s:12,.0f} req/s {result.us_per_request:7.2f} us"
                  if result.requests_per_s else result.note)
         print(f"  {result.name:45} {shown}", flush=True)
     return out
+
+
+def _commit(tree: Path) -> str:
+    done = subprocess.run(["git", "-C", str(tree), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True, check=False)
+    return done.stdout.strip() or tree.name
+
+
+def _build_name() -> str:
+    """Which build the imported wsgiwire is; "pure" for a checkout from before there
+    were two."""
+    try:
+        build = wsgiwire_module("wsgiwire._build")
+    except ModuleNotFoundError:
+        return "pure"
+    return str(build.name())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -503,11 +523,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--compiled", type=Path, metavar="DIR",
                         help="also measure the wsgiwire cases on the compiled build in DIR "
                         "(./dev test makes build/compiled); rows marked [compiled (mypyc)]")
+    parser.add_argument("--base", type=Path, metavar="DIR",
+                        help="also measure the wsgiwire cases of another checkout in DIR "
+                        "(e.g. a git worktree of an older commit), in the same run")
     parser.add_argument("--json-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    from wsgiwire._build import name as build_name
+    build_name = _build_name
 
-    if args.json_only:  # the child of --compiled: results on stdout
+    if args.json_only:  # the child of --compiled or --base: results on stdout
         print(json.dumps([asdict(r) for r in run_all(args.seconds, args.rounds, echo=False)]
                          + [{"build": build_name()}]))
         return 0
@@ -516,7 +539,9 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{build_name()}")
     results = run_all(args.seconds, args.rounds)
     if args.compiled is not None:
-        results += compiled_results(args.compiled, args.seconds, args.rounds)
+        results += tree_results(args.compiled, args.seconds, args.rounds, compiled=True)
+    if args.base is not None:
+        results += tree_results(args.base, args.seconds, args.rounds, compiled=False)
     table = markdown(results)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "codec.md").write_text("# Codec micro-benchmark\n\n" + table)
