@@ -29,7 +29,7 @@ from .._errors import BadRequest, LimitExceeded, ProtocolError
 from .._limits import Limits
 from ..core._environ import EnvironBuilder
 from ..core._gateway import FileWrapper, request_label
-from ._base import ServerConfig
+from ._base import Loop, ServerConfig
 from ._connection import LINGER_TIME, Connection, Lingerer, peer_text
 from ._listeners import close_quietly
 from ._poller import READ, Poller
@@ -156,7 +156,7 @@ class Pool:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
-class Worker:
+class Worker(Loop):
     """One process's event loop: accept, read, dispatch, sweep idle connections."""
 
     def __init__(
