@@ -212,6 +212,7 @@ class Response:
         "failed",
         "file_sender",
         "finished",
+        "complete",
     )
 
     def __init__(
@@ -230,6 +231,9 @@ class Response:
         # Set by the gateway when the application raised (answered 500 or cut).
         self.failed = False
         self.finished = False
+        # Set by finish() when the body was as long as declared: the response
+        # went out whole (what call_app reports).
+        self.complete = False
         self._style = style
         # Only the two versions a status line can carry; anything else (HTTP/2.0 from
         # an h2 front, or a value with CR/LF in it) must not reach the wire.
@@ -342,7 +346,8 @@ class Response:
         """End of the body: send the head if it is still pending.
 
         Returns False when the body was shorter than the declared
-        Content-Length (the response is cut and the front-end should say so).
+        Content-Length (the response is cut and the front-end should say so),
+        else True; ``complete`` keeps the answer.
         """
         if self.status is None:
             raise StartResponseError("the application returned without calling start_response()")
@@ -362,6 +367,7 @@ class Response:
                 self._label(),
             )
             return False
+        self.complete = True
         return True
 
     def _label(self) -> str:
