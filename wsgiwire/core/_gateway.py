@@ -26,7 +26,7 @@ from ._response import Response
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable, Iterator
-    from typing import IO, Any
+    from typing import IO, Any, Final
 
 __all__ = [
     "WSGIApp", "StartResponse", "app_steps", "call_app", "FileWrapper", "ErrorStream",
@@ -100,7 +100,7 @@ class ErrorStream:
             self._pending = ""
 
 
-_SERVER_ERROR = b"500 Internal Server Error\n"
+_SERVER_ERROR: Final = b"500 Internal Server Error\n"
 
 
 def call_app(
