@@ -153,9 +153,8 @@ def app_steps(
             ):
                 response.send_file(result.filelike)
             else:
-                write = response.write
                 for chunk in result:
-                    write(chunk)
+                    response.write(chunk)
                     if response.no_body:
                         break
                     if pause is not None and pause():
