@@ -18,6 +18,7 @@ __all__ = ["COMPILED", "COMPILED_NAME", "PURE_NAME", "name", "compiled_modules"]
 COMPILED = (
     "wsgiwire._events",
     "wsgiwire._params",
+    "wsgiwire.protocols._codec",
     "wsgiwire.protocols._oneshot",
     "wsgiwire.protocols._scgi",
     "wsgiwire.protocols._uwsgi",

@@ -414,6 +414,7 @@ def test_short_body_is_reported(caplog: pytest.LogCaptureFixture) -> None:
     response.write(b"abc")
     with caplog.at_level(logging.WARNING, logger="wsgiwire"):
         assert response.finish() is False
+    assert response.complete is False  # what call_app reports
     assert [r.levelno for r in caplog.records] == [logging.WARNING]
     assert "3 bytes" in caplog.text and "10" in caplog.text
 
@@ -422,7 +423,9 @@ def test_exact_content_length_is_complete() -> None:
     response, _ = make()
     response.start_response("200 OK", [*TEXT, ("Content-Length", "3")])
     response.write(b"abc")
+    assert response.complete is False  # not before finish()
     assert response.finish() is True
+    assert response.complete is True
 
 
 # -- bodiless responses ------------------------------------------------------------------------

@@ -6,12 +6,14 @@ import logging
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
-from .._events import Event, NeedData, OutEvent, RequestRefused, ResponseData, ResponseEnd
+from .._events import RequestRefused, ResponseData, ResponseEnd
 from .._limits import DEFAULT_LIMITS, Limits
+from ..core._environ import EnvironBuilder
 from ..core._gateway import WSGIApp
 from ..core._response import HeadStyle, send_status
+from ..protocols._codec import Codec
 from ._listeners import PeerFilter
 
 __all__ = [
@@ -28,32 +30,6 @@ __all__ = [
 log = logging.getLogger("wsgiwire")
 
 Buffer = bytes | bytearray | memoryview
-
-
-class Codec(Protocol):
-    """What the runtime needs of a protocol codec (see ``wsgiwire.protocols``).
-
-    ``send`` is the one outbound call: every response event and every refusal
-    becomes a list of buffers for ``socket.sendmsg``. The protocol facts are
-    the codec's: ``head_style`` (how the core renders the head),
-    ``one_request_per_connection`` and ``raw_body`` (the body is raw on the
-    socket, so ``wsgi.file_wrapper`` files can go out by sendfile).
-    """
-
-    head_style: ClassVar[HeadStyle]
-    one_request_per_connection: ClassVar[bool]
-    raw_body: ClassVar[bool]
-
-    def receive_data(self, data: bytes | bytearray | memoryview) -> None: ...
-    def next_event(self) -> Event | NeedData: ...
-    def send(self, event: OutEvent) -> list[bytes | memoryview]: ...
-    def data_to_send(self) -> bytes: ...
-    @property
-    def should_close(self) -> bool: ...
-    @property
-    def idle(self) -> bool: ...
-    @property
-    def discarded_bytes(self) -> int: ...
 
 
 class ProtocolDriver(Protocol):
@@ -78,16 +54,18 @@ class Loop(Protocol):
     The narrow interface between the transport (``_connection.py``) and the loop,
     so that neither module imports the other's internals. Every method is for
     the loop thread only, but ``wake``, which app threads call; see
-    ``_connection.py`` for who owns what.
+    ``_connection.py`` for who owns what. ``Worker`` names it as its base class,
+    so the compiled build calls it directly (as ``Transport`` and ``Codec``).
     """
+
+    __slots__ = ()
 
     config: ServerConfig
     app: WSGIApp
+    builder: EnvironBuilder
     stopping: bool
     threaded: bool  # requests run on app threads (--threads)
 
-    @property
-    def builder(self) -> Any: ...  # core._environ.EnvironBuilder
     def poll_for(self, conn: Any, mask: int) -> None: ...
     def forget(self, conn: Any) -> None: ...
     def linger(self, sock: Any) -> None: ...
@@ -106,6 +84,8 @@ class Transport(Protocol):
     run's step; ``closed`` is set by the loop and only read by an app thread (a
     request whose peer has gone is not started).
     """
+
+    __slots__ = ()
 
     closed: bool
 

@@ -55,7 +55,7 @@ from .._events import (
 from ..core._body import BodyBuffer, SpoolError, attach_input
 from ..core._gateway import request_label
 from ..core._response import HeadStyle
-from ._base import Buffer, Loop, refusal, status_reply
+from ._base import Buffer, Loop, Transport, refusal, status_reply
 from ._listeners import close_quietly
 from ._poller import HANGUP, READ, WRITE
 from ._runner import DATA, END, ERRORS, FILE, FileSegment, Request, Run, cut_buffers
@@ -82,7 +82,7 @@ _SENDFILE_MAX: Final = 8 << 20
 OutItem = Buffer | FileSegment
 
 
-class Connection:
+class Connection(Transport):
     """One accepted socket (loop-owned): feeds the codec, starts runs, writes replies."""
 
     __slots__ = (

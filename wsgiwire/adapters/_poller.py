@@ -11,19 +11,16 @@ error or hang-up, which the next read or write reports).
 from __future__ import annotations
 
 import select
-from typing import Any
+from typing import Any, Final
 
 __all__ = ["HANGUP", "READ", "WRITE", "Poller"]
 
-if hasattr(select, "epoll"):
-    READ = select.EPOLLIN
-    WRITE = select.EPOLLOUT
-    # The peer shut down its side (no EPOLLIN: bytes that arrive wake nobody).
-    HANGUP = select.EPOLLRDHUP
-else:  # pragma: no cover - not Linux
-    READ = select.POLLIN
-    WRITE = select.POLLOUT
-    HANGUP = getattr(select, "POLLRDHUP", 0)
+_EPOLL: Final = hasattr(select, "epoll")
+# Final: the compiled build reads them as constants, not by name from the module.
+READ: Final = select.EPOLLIN if _EPOLL else select.POLLIN
+WRITE: Final = select.EPOLLOUT if _EPOLL else select.POLLOUT
+# The peer shut down its side (no EPOLLIN: bytes that arrive wake nobody).
+HANGUP: Final = select.EPOLLRDHUP if _EPOLL else getattr(select, "POLLRDHUP", 0)
 
 
 class Poller:
@@ -33,7 +30,7 @@ class Poller:
 
     def __init__(self) -> None:
         self._poll: Any
-        if hasattr(select, "epoll"):
+        if _EPOLL:
             self._poll = select.epoll()
             self._scale = 1.0  # epoll takes seconds
         else:  # pragma: no cover - not Linux

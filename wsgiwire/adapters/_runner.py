@@ -417,7 +417,7 @@ class Run:
         self.request = request
         self.threaded = threaded
         self.ok = False
-        self.steps: Generator[None, None, bool] | None = None
+        self.steps: Generator[None, None, None] | None = None
         self.started = 0.0
         self.label = ""  # threaded: "METHOD uri", for the scoreboard and the watchdog
         output = self.output = Output(loop, codec, request.id, transport, threaded)
@@ -448,14 +448,12 @@ class Run:
                 self.loop.app, self.request.environ, self.response,
                 debug=self.loop.config.debug, pause=self.output.full,
             )
-        try:
-            next(steps)
-        except StopIteration as end:
-            self.ok = bool(end.value)
-            self.output.done = True
-            self.steps = None
-            return True
-        return False
+        for _ in steps:
+            return False  # paused: resumed once the socket drains
+        self.ok = self.response.complete
+        self.output.done = True
+        self.steps = None
+        return True
 
     def abandon(self) -> None:
         """The connection is gone: close a suspended app iterable, drop what waits."""

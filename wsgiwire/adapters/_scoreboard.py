@@ -37,12 +37,14 @@ __all__ = [
     "SlotInfo",
 ]
 
-ACCEPT_SLACK = 1
+# Module constants are Final: the compiled build then reads them as C
+# constants, not by name from the module's dict on every use.
+ACCEPT_SLACK: Final = 1
 
-FREE = 0
-ACCEPTING = 1
-DRAINING = 2
-BOOTING = 3  # forked, still loading the app: not a candidate for balancing yet
+FREE: Final = 0
+ACCEPTING: Final = 1
+DRAINING: Final = 2
+BOOTING: Final = 3  # forked, still loading the app: not a candidate for balancing yet
 
 # The head of a slot: pid, state, connections, busy threads, queued, label
 # length, busy_since (monotonic seconds, 0 = idle), requests, errors, bytes in
@@ -51,14 +53,25 @@ BOOTING = 3  # forked, still loading the app: not a candidate for balancing yet
 # it starts (label length, since), one when it ends (since = 0, requests,
 # errors, bytes in, bytes out, duration sum), plus its status class's and its
 # duration bucket's count below.
-_HEAD = struct.Struct("=qqqqqqdqqqqdd")
-_LABEL_SIZE = 240
+_HEAD: Final = struct.Struct("=qqqqqqdqqqqdd")
+_LABEL_SIZE: Final = 240
 
-_PID, _STATE, _CONNS, _BUSY, _QUEUED, _LABEL_LEN, _SINCE, _REQUESTS = range(8)
+# The head's fields, as 8-byte word indexes.
+_PID: Final = 0
+_STATE: Final = 1
+_CONNS: Final = 2
+_BUSY: Final = 3
+_QUEUED: Final = 4
+_LABEL_LEN: Final = 5
+_SINCE: Final = 6
+_REQUESTS: Final = 7
+_ERRORS: Final = 8
+_BYTES_IN: Final = 9
+_BYTES_OUT: Final = 10
+_DURATION: Final = 11
 _Q: Final = struct.Struct("=q")
 _D: Final = struct.Struct("=d")
 _BALANCE: Final = struct.Struct("=qqqqqqd")  # pid .. since
-_ERRORS, _BYTES_IN, _BYTES_OUT, _DURATION = range(_REQUESTS + 1, _REQUESTS + 5)
 _IN_AT: Final = _BYTES_IN * 8  # bytes in, bytes out, duration sum
 _TOTALS_SPAWNED: Final = struct.Struct("=qqdd")
 _SPAWNED_AT: Final = (_SINCE + 6) * 8
@@ -67,31 +80,33 @@ _SPAWNED_AT: Final = (_SINCE + 6) * 8
 # running total of the worker in the slot (as are the head's requests, errors,
 # bytes and duration); the master adds a reaped worker's totals to its own (see
 # adapters/_stats.py), so no count is lost when a worker is recycled or reloaded.
-# Request-duration histogram bounds, in seconds (Prometheus's "le" labels).
-DURATION_BUCKETS: Final = (
+# Request-duration histogram bounds, in seconds (Prometheus's "le" labels). A
+# tuple[float, ...], not a fixed-length tuple type: the compiled build would keep
+# that unboxed and box a new tuple for every bisect_left() call.
+DURATION_BUCKETS: Final[tuple[float, ...]] = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0
 )
 # Status classes counted (index 5: no status at all, e.g. the client left first).
-STATUS_CLASSES: Final = ("1xx", "2xx", "3xx", "4xx", "5xx", "none")
+STATUS_CLASSES: Final[tuple[str, ...]] = ("1xx", "2xx", "3xx", "4xx", "5xx", "none")
 # Why requests were refused as malformed (from the error raised by the codec or core).
-MALFORMED_REASONS: Final = ("limit", "bad_request", "protocol")
+MALFORMED_REASONS: Final[tuple[str, ...]] = ("limit", "bad_request", "protocol")
 # Per status class, per duration bucket (last: +Inf), per malformed reason.
-_C_STATUS = 0
-_C_BUCKETS = _C_STATUS + len(STATUS_CLASSES)
-_C_MALFORMED = _C_BUCKETS + len(DURATION_BUCKETS) + 1
+_C_STATUS: Final = 0
+_C_BUCKETS: Final = _C_STATUS + len(STATUS_CLASSES)
+_C_MALFORMED: Final = _C_BUCKETS + len(DURATION_BUCKETS) + 1
 COUNTERS: Final = _C_MALFORMED + len(MALFORMED_REASONS)
-_COUNTERS = struct.Struct("=" + "q" * COUNTERS)
-_COUNTERS_AT = _HEAD.size + _LABEL_SIZE
-_COUNTERS_WORD = _COUNTERS_AT // 8  # every field is 8 bytes, at a multiple of 8
+_COUNTERS: Final = struct.Struct("=" + "q" * COUNTERS)
+_COUNTERS_AT: Final = _HEAD.size + _LABEL_SIZE
+_COUNTERS_WORD: Final = _COUNTERS_AT // 8  # every field is 8 bytes, at a multiple of 8
 # A status line's first character -> its class's index in STATUS_CLASSES (a
 # status the core accepted starts with a digit 1-9).
 _STATUS_CLASS: Final = {str(digit): _C_STATUS + min(digit - 1, 5) for digit in range(1, 10)}
 
 # Per app thread (--threads): busy since (0 = idle) and label length; then the label.
-_THREAD = struct.Struct("=dq")
-_THREAD_LABEL_SIZE = 240
-_THREAD_SIZE = _THREAD.size + _THREAD_LABEL_SIZE
-_THREADS_AT = _COUNTERS_AT + _COUNTERS.size
+_THREAD: Final = struct.Struct("=dq")
+_THREAD_LABEL_SIZE: Final = 240
+_THREAD_SIZE: Final = _THREAD.size + _THREAD_LABEL_SIZE
+_THREADS_AT: Final = _COUNTERS_AT + _COUNTERS.size
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,14 +22,14 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from .._accesslog import AccessLog
 from .._errors import BadRequest, LimitExceeded, ProtocolError
 from .._limits import Limits
 from ..core._environ import EnvironBuilder
 from ..core._gateway import FileWrapper, request_label
-from ._base import ServerConfig
+from ._base import Loop, ServerConfig
 from ._connection import LINGER_TIME, Connection, Lingerer, peer_text
 from ._listeners import close_quietly
 from ._poller import READ, Poller
@@ -41,24 +41,24 @@ __all__ = ["Pool", "Worker"]
 
 log = logging.getLogger("wsgiwire")
 
-_SWEEP_INTERVAL = 1.0
-_ACCEPT_PAUSE = 0.005
+_SWEEP_INTERVAL: Final = 1.0
+_ACCEPT_PAUSE: Final = 0.005
 # Out of descriptors (EMFILE/ENFILE): stop polling the listeners this long, then
 # try again. One log line when it starts and one when accepting works again.
-_STARVED_PAUSE = 0.25
+_STARVED_PAUSE: Final = 0.25
 # Stopping: an idle kept-alive connection is closed once it has been quiet this
 # long. nginx reuses its most recently used connection first, so one quiet for
 # a while is the least likely to carry a request already on its way.
-_QUIET = 0.5
+_QUIET: Final = 0.5
 # ... and only once no request at all has come to this worker for this long
 # since it began to stop. While the web server still sends requests over our
 # kept connections it is reaching into its keepalive cache for them (each one
 # we answered while stopping closed right behind its reply), and the next it
 # takes may be one we hold idle: closing that one then would cut a request
 # already on its way (a POST, which nginx never retries, would get a 502).
-_DRAIN_QUIET = 1.0
+_DRAIN_QUIET: Final = 1.0
 # Exit status of a worker that stopped itself over --request-timeout (no threads).
-TIMED_OUT = 4
+TIMED_OUT: Final = 4
 
 
 def _has_input(sock: _socket.socket) -> bool:
@@ -156,7 +156,7 @@ class Pool:
             thread.join(max(0.0, deadline - time.monotonic()))
 
 
-class Worker:
+class Worker(Loop):
     """One process's event loop: accept, read, dispatch, sweep idle connections."""
 
     def __init__(

@@ -21,14 +21,14 @@ from .._limits import DEFAULT_LIMITS, Limits
 # typing and collections.abc cost a CGI start-up about 9 ms: annotations only.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import IO, Any
+    from typing import IO, Any, Final
 
 __all__ = ["BodyBuffer", "SpoolError", "attach_input", "EMPTY_BODY_SIZE"]
 
 # A full disk or a file size limit is "507 Insufficient Storage" (RFC 4918): the
 # request was fine, the server has no room for it now. Any other failure of the
 # spool (EIO, EMFILE, a missing TMPDIR) is the server's: 500.
-_NO_ROOM = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
+_NO_ROOM: Final = frozenset({errno.ENOSPC, errno.EFBIG, errno.EDQUOT})
 
 
 class SpoolError(ProtocolError):
@@ -47,7 +47,7 @@ class SpoolError(ProtocolError):
         )
         self.errno = code
 
-EMPTY_BODY_SIZE = 0
+EMPTY_BODY_SIZE: Final = 0
 
 
 class BodyBuffer:

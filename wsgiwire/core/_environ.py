@@ -54,7 +54,7 @@ from ._lazylog import lazy_logger
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
-    from typing import Any
+    from typing import Any, Final
 
     from .._events import RequestStarted
 
@@ -72,17 +72,17 @@ __all__ = [
 
 log = lazy_logger("wsgiwire")
 
-_TRUE_FLAGS = frozenset({"on", "1", "yes", "true"})
-_JOINED_WITH_SEMICOLON = frozenset({"HTTP_COOKIE"})
+_TRUE_FLAGS: Final = frozenset({"on", "1", "yes", "true"})
+_JOINED_WITH_SEMICOLON: Final = frozenset({"HTTP_COOKIE"})
 # Request-header names whose last value wins like a CGI variable's (see above).
-_LAST_WINS_HEADERS = frozenset({"HTTP_HOST"})
-_DROPPED = frozenset({"HTTP_PROXY", "HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE"})
+_LAST_WINS_HEADERS: Final = frozenset({"HTTP_HOST"})
+_DROPPED: Final = frozenset({"HTTP_PROXY", "HTTP_CONTENT_LENGTH", "HTTP_CONTENT_TYPE"})
 # Keys only the server sets. Those in the builder's template are written back
 # after the params; these are set per request (or not at all) by the front-end.
-_SERVER_ONLY = frozenset({"wsgi.input", "wsgi.input_terminated", "wsgi.file_wrapper"})
-_REMOVED = frozenset(_DROPPED | _SERVER_ONLY)
+_SERVER_ONLY: Final = frozenset({"wsgi.input", "wsgi.input_terminated", "wsgi.file_wrapper"})
+_REMOVED: Final = frozenset(_DROPPED | _SERVER_ONLY)
 
-_first = itemgetter(0)
+_first: Final = itemgetter(0)
 
 
 def decode_request_path(request_uri: str) -> str:
@@ -112,7 +112,7 @@ def decode_request_path(request_uri: str) -> str:
 
 # What stays as it is when a path is quoted for a request line (the access log's
 # choice, as nginx logs a path it rebuilt).
-_URI_SAFE = "/;=,@:!$&'()*+~-._"
+_URI_SAFE: Final = "/;=,@:!$&'()*+~-._"
 
 
 def request_uri(environ: Environ) -> str:

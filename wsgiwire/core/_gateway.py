@@ -26,7 +26,7 @@ from ._response import Response
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable, Iterator
-    from typing import IO, Any
+    from typing import IO, Any, Final
 
 __all__ = [
     "WSGIApp", "StartResponse", "app_steps", "call_app", "FileWrapper", "ErrorStream",
@@ -100,7 +100,7 @@ class ErrorStream:
             self._pending = ""
 
 
-_SERVER_ERROR = b"500 Internal Server Error\n"
+_SERVER_ERROR: Final = b"500 Internal Server Error\n"
 
 
 def call_app(
@@ -111,13 +111,9 @@ def call_app(
     debug: bool = False,
 ) -> bool:
     """Run ``app`` for one request. True when the response went out complete."""
-    steps = app_steps(app, environ, response, debug=debug)
-    try:
-        while True:
-            next(steps)
-    except StopIteration as done:
-        ok: bool = done.value
-        return ok
+    for _ in app_steps(app, environ, response, debug=debug):
+        pass
+    return response.complete
 
 
 def app_steps(
@@ -127,14 +123,16 @@ def app_steps(
     *,
     debug: bool = False,
     pause: Callable[[], bool] | None = None,
-) -> Generator[None, None, bool]:
+) -> Generator[None, None, None]:
     """``call_app`` as a generator: it yields after a body chunk when ``pause()`` is true.
 
     A front-end that calls the app in its event loop uses this to suspend a
     response the peer cannot take yet and to resume it (``next()``) once the
     socket drains; ``close()`` on the generator abandons the response (the
-    app's iterable is closed, as PEP 3333 asks). The generator's return value
-    is ``call_app``'s.
+    app's iterable is closed, as PEP 3333 asks). Once it is exhausted,
+    ``response.complete`` is ``call_app``'s answer. (It returns nothing: a
+    return value travels in a StopIteration, which costs a compiled caller
+    an exception per request; a ``for`` loop ends without one.)
     """
     result: Iterable[bytes] | None = None
     # Held before the app runs: middleware (wsgiref.validate among them) may
@@ -155,27 +153,25 @@ def app_steps(
             ):
                 response.send_file(result.filelike)
             else:
-                write = response.write
                 for chunk in result:
-                    write(chunk)
+                    response.write(chunk)
                     if response.no_body:
                         break
                     if pause is not None and pause():
                         yield
-        return response.finish()
+        response.finish()
     except ClientDisconnected:
         log.info("client went away during %s", request_label(environ))
-        return False
     except Exception as exc:  # the app's failure, whatever it is, is answered here
-        return _fail(exc, environ, response, debug)
+        _fail(exc, environ, response, debug)
     finally:
-        if result is not None:
-            close = getattr(result, "close", None)
-            if close is not None:
-                try:
-                    close()
-                except Exception:
-                    log.exception("error closing the response of %s", request_label(environ))
+        # hasattr, not getattr(result, "close", None): a result without close()
+        # (a list) costs the compiled build's getattr an AttributeError.
+        if result is not None and hasattr(result, "close"):
+            try:
+                result.close()
+            except Exception:
+                log.exception("error closing the response of %s", request_label(environ))
         _end_request(body, errors)
 
 
@@ -205,7 +201,9 @@ def _end_request(body: object, errors: object) -> None:
             log.exception("error closing wsgi.input")
 
 
-def _fail(exc: Exception, environ: dict[str, Any], response: Response, debug: bool) -> bool:
+def _fail(exc: Exception, environ: dict[str, Any], response: Response, debug: bool) -> None:
+    """Log the app's failure; answer 500 if the head is not out yet (then the
+    response is complete), else leave it cut."""
     response.failed = True
     what = "misuse of start_response" if isinstance(exc, StartResponseError) else "error"
     log.error(
@@ -217,11 +215,10 @@ def _fail(exc: Exception, environ: dict[str, Any], response: Response, debug: bo
         exc_info=exc,
     )
     if response.head_sent:
-        return False
+        return
     body = _SERVER_ERROR
     if debug:
         import traceback  # the debug page only
 
         body += "".join(traceback.format_exception(exc)).encode("utf-8", "replace")
     response.send_error("500 Internal Server Error", body)
-    return True

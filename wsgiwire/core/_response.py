@@ -33,7 +33,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
     from types import TracebackType
-    from typing import IO, Any
+    from typing import IO, Any, Final
 
     # ``sender(filelike, count)`` writes up to ``count`` bytes (-1: to the end) of
     # the file from its current position straight to the client; returns the count.
@@ -56,18 +56,18 @@ Headers = list[tuple[str, str]]
 # The checks below use sets and str methods, not regular expressions: ``re``
 # (with the ``enum`` it imports) and compiling the patterns cost a CGI process,
 # which serves one request, more than all of the rest of its start-up.
-_DIGITS = frozenset("0123456789")
+_DIGITS: Final = frozenset("0123456789")
 # RFC 9110 tchar: what a header name is made of.
-_TOKEN_CHARS = frozenset(
+_TOKEN_CHARS: Final = frozenset(
     "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 )
 # Control characters a reason phrase may not hold (HTAB may appear).
-_STATUS_CTL = frozenset([*map(chr, range(0x09)), *map(chr, range(0x0A, 0x20)), "\x7f"])
+_STATUS_CTL: Final = frozenset([*map(chr, range(0x09)), *map(chr, range(0x0A, 0x20)), "\x7f"])
 # The head and a first chunk up to this size go out as one piece (one record,
 # one send); larger chunks are passed on without copying.
-_COALESCE_MAX = 65536
-_HTTP_VERSIONS = frozenset({"HTTP/1.0", "HTTP/1.1"})
-_REFUSED_HEADERS = frozenset(
+_COALESCE_MAX: Final = 65536
+_HTTP_VERSIONS: Final = frozenset({"HTTP/1.0", "HTTP/1.1"})
+_REFUSED_HEADERS: Final = frozenset(
     {
         "connection",
         "keep-alive",
@@ -152,14 +152,14 @@ def _check_headers(headers: object) -> tuple[Headers, int | None, str]:
 # Bounded: emptied when full, long lines never kept; values that vary
 # (lengths, cookies) only churn it. tests/core/test_response.py checks that
 # the cached and uncached validators agree on arbitrary input.
-_VALID_PAIRS: dict[object, tuple[str, int | None]] = {}
-_VALID_PAIRS_MAX = 1024
-_VALID_LINE_MAX = 512
+_VALID_PAIRS: Final[dict[object, tuple[str, int | None]]] = {}
+_VALID_PAIRS_MAX: Final = 1024
+_VALID_LINE_MAX: Final = 512
 # Status lines already found valid, with their code: the same rule (an exact
 # ``str`` is looked up, nothing else); a few dozen in practice, never more
 # than _VALID_STATUS_MAX.
-_VALID_STATUS: dict[str, int] = {}
-_VALID_STATUS_MAX = 256
+_VALID_STATUS: Final[dict[str, int]] = {}
+_VALID_STATUS_MAX: Final = 256
 
 
 def _check_pair(item: object) -> tuple[str, int | None]:
@@ -212,6 +212,7 @@ class Response:
         "failed",
         "file_sender",
         "finished",
+        "complete",
     )
 
     def __init__(
@@ -230,6 +231,9 @@ class Response:
         # Set by the gateway when the application raised (answered 500 or cut).
         self.failed = False
         self.finished = False
+        # Set by finish() when the body was as long as declared: the response
+        # went out whole (what call_app reports).
+        self.complete = False
         self._style = style
         # Only the two versions a status line can carry; anything else (HTTP/2.0 from
         # an h2 front, or a value with CR/LF in it) must not reach the wire.
@@ -342,7 +346,8 @@ class Response:
         """End of the body: send the head if it is still pending.
 
         Returns False when the body was shorter than the declared
-        Content-Length (the response is cut and the front-end should say so).
+        Content-Length (the response is cut and the front-end should say so),
+        else True; ``complete`` keeps the answer.
         """
         if self.status is None:
             raise StartResponseError("the application returned without calling start_response()")
@@ -362,6 +367,7 @@ class Response:
                 self._label(),
             )
             return False
+        self.complete = True
         return True
 
     def _label(self) -> str:

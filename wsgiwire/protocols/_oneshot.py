@@ -29,6 +29,7 @@ from .._events import (
 )
 from .._limits import DEFAULT_LIMITS, Limits
 from .._params import HeadStyle
+from ._codec import Codec
 
 __all__ = ["OneShotConnection", "check_pair_limits"]
 
@@ -54,7 +55,7 @@ def check_pair_limits(pairs: Params, names: list[str], limits: Limits, block_siz
         limits.check_value_length(max((len(value) for _, value in pairs), default=0), 0)
 
 
-class OneShotConnection:
+class OneShotConnection(Codec):
     """Server side of one connection that carries exactly one request (SCGI, uwsgi).
 
     Subclasses parse the request head in :meth:`_parse_head` and call

@@ -190,7 +190,6 @@ def _decode_vars(
     the block again, carefully, to name the fault.
     """
     pairs: Params = []
-    add = pairs.append
     text = block.decode("latin-1")  # sliced below: latin-1 native strings
     end = len(block)
     pos = 0
@@ -200,7 +199,7 @@ def _decode_vars(
             key_end = key_start + block[pos] + (block[pos + 1] << 8)
             value_start = key_end + 2
             pos = value_start + block[key_end] + (block[key_end + 1] << 8)
-            add((text[key_start:key_end], text[value_start:pos]))
+            pairs.append((text[key_start:key_end], text[value_start:pos]))
     except IndexError:
         pos = -1
     if pos != end:

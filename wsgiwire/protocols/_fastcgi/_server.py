@@ -35,6 +35,7 @@ from ..._events import (
 )
 from ..._limits import DEFAULT_LIMITS, Limits
 from ..._params import HeadStyle
+from .._codec import Codec
 from ._state import (
     ACTIVE_STATES,
     RECORD_KINDS,
@@ -139,7 +140,7 @@ class _Request:
         self.stderr = False  # FCGI_STDERR content sent: its stream needs ending
 
 
-class FastCGIConnection:
+class FastCGIConnection(Codec):
     """Server side of one FastCGI connection.
 
     Feed it what the socket gives with :meth:`receive_data` (``b""`` for EOF),

@@ -310,7 +310,6 @@ def decode_pairs(
     end = len(data)
     last = end - 1
     unpack_u32 = _U32.unpack_from
-    append = out.append
     max_count = limits.max_param_count
     # Pairs with two 1-byte lengths (nearly all) take the short path, unless a
     # limit is below 128 and each length must be checked.
@@ -331,7 +330,7 @@ def decode_pairs(
                 start = pos + 2
                 split = start + name_len
                 pos = split + value_len
-                append((text[start:split], text[split:pos]))
+                out.append((text[start:split], text[split:pos]))
             if pos > end:
                 # The last pair runs past the end (its slices came out short):
                 # take it back and wait for the rest of it.
@@ -366,5 +365,5 @@ def decode_pairs(
         stop = split + value_len
         if stop > end:
             return pos, stop - pos
-        append((text[at:split], text[split:stop]))
+        out.append((text[at:split], text[split:stop]))
         pos = stop
