@@ -138,10 +138,16 @@ class Backend:
 
 
 def _build_name() -> str:
-    """The build this checkout's backends run (``wsgiwire --version`` says the same)."""
-    from wsgiwire._build import name
-
-    return name()
+    """The build the ``wsgiwire-*`` backends run, as their own ``wsgiwire --version``
+    says: the venv's console script, which may import another tree than this
+    script's directory (a copy of the checkout run with this venv measures the
+    venv's wsgiwire, not the copy)."""
+    out = subprocess.run(
+        [_venv("wsgiwire"), "--version"], capture_output=True, text=True,
+        check=False, cwd=REPO_ROOT, timeout=30,
+    ).stdout
+    match = re.search(r"\((.*)\)\s*$", out)
+    return match.group(1) if match else f"unknown ({out.strip() or 'no --version'})"
 
 
 def _venv(tool: str) -> str:
