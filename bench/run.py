@@ -37,6 +37,7 @@ import re
 import resource
 import shutil
 import signal
+import sysconfig
 import socket
 import statistics
 import subprocess
@@ -148,6 +149,23 @@ def _build_name() -> str:
     ).stdout
     match = re.search(r"\((.*)\)\s*$", out)
     return match.group(1) if match else f"unknown ({out.strip() or 'no --version'})"
+
+
+def interpreter() -> str:
+    """The interpreter every Python backend runs (this venv's), and how it was built.
+
+    What matters for speed and is readable here: where it lives (a distribution's
+    build or one compiled by pyenv), whether libpython is linked into the executable
+    or loaded as a shared library, and the C optimisation flags."""
+    executable = os.path.realpath(sys.executable)
+    shared = "shared libpython"
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        libs = subprocess.run(["ldd", executable], capture_output=True, text=True,
+                              check=False, timeout=10).stdout
+        shared = "shared libpython" if "libpython" in libs else "libpython in the executable"
+    opt = " ".join(flag for flag in str(sysconfig.get_config_var("OPT") or "").split()
+                   if flag.startswith(("-O", "-flto", "-fprofile")))
+    return f"{platform.python_version()} ({executable}, {shared}, {opt or 'no -O flag'})"
 
 
 def _venv(tool: str) -> str:
@@ -1149,7 +1167,8 @@ def render_markdown(results: list[CellResult], meta: dict[str, Any]) -> str:
         "# wsgiwire benchmark: latest run",
         "",
         f"{meta['date']} · {meta['machine']['cpus']} CPUs ({meta['machine']['cpu_model']}) · "
-        f"Linux {meta['machine']['kernel']} · Python {meta['machine']['python']} · "
+        f"Linux {meta['machine']['kernel']} · "
+        f"Python {meta['machine'].get('interpreter', meta['machine']['python'])} · "
         f"{meta['versions']['nginx']} · wrk {meta['versions']['wrk']}",
         "",
         f"wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{meta['duration_s']}s after a "
@@ -1382,6 +1401,7 @@ def collect_meta(args: argparse.Namespace, backends: list[str], scenarios: list[
             "cpu_model": cpu_model,
             "kernel": platform.release(),
             "python": platform.python_version(),
+            "interpreter": interpreter(),
         },
         "versions": versions,
         "git": git_state(),
