@@ -1,10 +1,12 @@
 """A bounded HTTP load, run as its own process by ``test_chaos.py`` (stdlib only).
 
-    python _chaos_load.py PORT PATHS THREADS SECONDS MAX_REQUESTS
+    python _chaos_load.py PORT PATHS THREADS SECONDS MAX_REQUESTS READY
 
 ``THREADS`` clients, each on its own kept-alive HTTP/1.1 connection to 127.0.0.1:PORT,
 loop over ``PATHS`` (comma-separated) until ``SECONDS`` pass, each sent
-``MAX_REQUESTS``, or stdin closes (the test's "stop now"). Prints one JSON object:
+``MAX_REQUESTS``, or stdin closes (the test's "stop now"). Prints ``ready`` once
+``READY`` requests have been answered (the test starts its chaos only then, however
+slow the machine), and at the end one JSON object:
 ``total``, ``ok`` (2xx), ``failures`` (every non-2xx or error as ``[start, end,
 status, error]``, start and end on the system-wide monotonic clock), ``pids``
 (requests per ``X-Worker-Pid``).
@@ -24,12 +26,20 @@ TIMEOUT = 20.0
 def main(argv: list[str]) -> int:
     port, paths = int(argv[0]), argv[1].split(",")
     threads, seconds, max_requests = int(argv[2]), float(argv[3]), int(argv[4])
+    ready_after = int(argv[5])
     deadline = time.monotonic() + seconds
     stop = threading.Event()
     lock = threading.Lock()
     result: dict[str, object] = {"total": 0, "ok": 0}
     failures: list[list[object]] = []
     pids: dict[str, int] = {}
+    answered = [0]
+
+    def count_answer() -> None:
+        with lock:
+            answered[0] += 1
+            if answered[0] == ready_after:
+                print("ready", flush=True)
 
     def client(n: int) -> None:
         conn: http.client.HTTPConnection | None = None
@@ -47,6 +57,7 @@ def main(argv: list[str]) -> int:
                 conn.request("GET", paths[(n + i) % len(paths)])
                 resp = conn.getresponse()
                 resp.read()
+                count_answer()
                 pid = resp.getheader("X-Worker-Pid") or "0"
                 seen[pid] = seen.get(pid, 0) + 1
                 if 200 <= resp.status < 300:

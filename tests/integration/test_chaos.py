@@ -27,6 +27,7 @@ import contextlib
 import http.client
 import json
 import os
+import selectors
 import shutil
 import signal
 import subprocess
@@ -49,6 +50,8 @@ LOAD_SCRIPT = Path(__file__).with_name("_chaos_load.py")
 LOAD_THREADS = 6
 LOAD_MAX_SECONDS = 30.0
 LOAD_MAX_REQUESTS = 20000
+# Requests answered before the chaos starts: the load is known to be running then.
+LOAD_READY = 60
 FAST_PATHS = "/a/hello,/b/hello?x=1,/c/sleep?0.01"
 SETTLE = 8.0
 
@@ -70,12 +73,18 @@ def load(port: int, paths: str = FAST_PATHS) -> Iterator[list[LoadResult]]:
     yields holds the result once the block ends (stdin closed: "stop now")."""
     process = subprocess.Popen(
         [sys.executable, str(LOAD_SCRIPT), str(port), paths, str(LOAD_THREADS),
-         str(LOAD_MAX_SECONDS), str(LOAD_MAX_REQUESTS)],
+         str(LOAD_MAX_SECONDS), str(LOAD_MAX_REQUESTS), str(LOAD_READY)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
     )  # fmt: skip
     box: list[LoadResult] = []
     try:
-        time.sleep(0.3)  # the clients are connected and busy before the chaos starts
+        # The chaos starts once the clients are connected and answered, on a slow
+        # machine too (a fixed pause let a busy machine's load miss the chaos).
+        assert process.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            assert selector.select(LOAD_MAX_SECONDS), "the load answered nothing"
+        assert process.stdout.readline() == b"ready\n", "the load ended before it ran"
         yield box
     finally:
         try:
@@ -86,7 +95,7 @@ def load(port: int, paths: str = FAST_PATHS) -> Iterator[list[LoadResult]]:
                 process.wait(5)
     data = json.loads(out)
     box.append(LoadResult(data["total"], data["ok"], data["failures"], data["pids"]))
-    assert data["total"] > 50, f"the load barely ran: {data}"
+    assert data["total"] >= LOAD_READY, f"the load barely ran: {data}"
 
 
 def settled(backend: OpsBackend, workers: int) -> set[int]:
