@@ -112,8 +112,8 @@ def _check_writable(option: str, path: str, what: str = "file", shown: str = "")
         except OSError as exc:
             raise StartupError(f"{option}: cannot write it ({exc.strerror})") from None
     # A scratch file made as tempfile.mkstemp makes one (a random name, O_EXCL),
-    # without importing tempfile: it brings shutil, bz2 and lzma into the master,
-    # and so into every worker forked from it (about 0.8 MiB of RSS each).
+    # without importing tempfile into the master, and so into every worker forked
+    # from it: only a reply spilled to disk needs it there.
     scratch = os.path.join(directory, f".wsgiwire-check-{os.urandom(6).hex()}")
     try:
         fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
