@@ -217,3 +217,27 @@ def test_server_modules_export_the_documented_names() -> None:
     for module in (cgi, fastcgi, scgi, uwsgi):
         for name in module.__all__:
             assert getattr(module, name) is not None, f"{module.__name__}.{name}"
+
+
+def test_middleware_names_load_on_first_use() -> None:
+    """``wsgiwire.middleware`` loads each class's module when the class is asked for:
+    SetupDetector alone (every ``wsgiwire serve`` worker's) brings no TrustedProxy."""
+    code = (
+        "import sys\n"
+        "from wsgiwire.middleware import SetupDetector\n"
+        "import wsgiwire.middleware as m\n"
+        "print(SetupDetector.__module__, 'wsgiwire.middleware._proxy' in sys.modules,\n"
+        "      m.TrustedProxy.__module__, sorted(set(m.__all__) - set(dir(m))))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    assert out == ["wsgiwire.middleware._detect", "False", "wsgiwire.middleware._proxy", "[]"]
+    import wsgiwire.middleware
+
+    try:
+        wsgiwire.middleware.no_such_name  # type: ignore[attr-defined]  # noqa: B018
+    except AttributeError as exc:
+        assert "no_such_name" in str(exc)
+    else:
+        raise AssertionError("wsgiwire.middleware.no_such_name resolved")

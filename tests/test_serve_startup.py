@@ -115,3 +115,17 @@ def test_a_startup_mistake_is_one_line_and_exit_status_2(
     else:
         assert expected.fullmatch(lines[0]), output
     assert not list(app_dir.glob("*.sock")) and not list(app_dir.glob("*.pid"))
+
+
+def test_the_writability_check_creates_nothing_it_leaves_behind(tmp_path: Path) -> None:
+    """The pid file and socket directories are tried with a scratch file (O_EXCL, a
+    random name), removed at once; an existing pid file is opened, never truncated."""
+    from wsgiwire._prepare import _check_writable
+
+    _check_writable("--pid-file", str(tmp_path / "x.pid"))
+    _check_writable("--bind", str(tmp_path / "x.sock"), what="socket", shown="unix:x")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "old.pid").write_text("123\n")
+    _check_writable("--pid-file", str(tmp_path / "old.pid"))
+    assert [p.name for p in tmp_path.iterdir()] == ["old.pid"]
+    assert (tmp_path / "old.pid").read_text() == "123\n"

@@ -6,7 +6,6 @@ import importlib
 import importlib.util
 import os
 import sys
-import sysconfig
 import traceback
 from typing import cast
 
@@ -94,12 +93,19 @@ def check_app_spec(spec: str | None, *, cwd: str | None = None) -> None:
 
 _MESSAGE_LIMIT = 1000
 _OURS = os.path.dirname(os.path.abspath(__file__)) + os.sep
-_LIBRARIES = tuple(
-    os.path.abspath(path) + os.sep
-    for path in {sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib",
-                                                       "platlib")}
-    if path
-)
+
+
+def _library_dirs() -> tuple[str, ...]:
+    """The standard library's and installed packages' directories (sysconfig is
+    imported here, for a failed load only: every worker would carry it)."""
+    import sysconfig
+
+    return tuple(
+        os.path.abspath(path) + os.sep
+        for path in {sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib",
+                                                           "platlib")}
+        if path
+    )
 
 
 def _shown_path(filename: str) -> str:
@@ -131,7 +137,8 @@ def describe_load_error(exc: BaseException) -> str:
                 frame for frame in traceback.extract_tb(exc.__traceback__)
                 if not frame.filename.startswith(("<frozen ", _OURS))
             ]
-            own = [frame for frame in frames if not frame.filename.startswith(_LIBRARIES)]
+            libraries = _library_dirs()
+            own = [frame for frame in frames if not frame.filename.startswith(libraries)]
             chosen = (own or frames)[-1:]
             if chosen:
                 where = f"{_shown_path(chosen[0].filename)}:{chosen[0].lineno}"

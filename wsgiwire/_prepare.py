@@ -14,7 +14,6 @@ import grp
 import os
 import pwd
 import sys
-import tempfile
 
 __all__ = ["StartupError", "activate_virtualenv", "check_options", "prepare_process"]
 
@@ -112,8 +111,12 @@ def _check_writable(option: str, path: str, what: str = "file", shown: str = "")
                 return
         except OSError as exc:
             raise StartupError(f"{option}: cannot write it ({exc.strerror})") from None
+    # A scratch file made as tempfile.mkstemp makes one (a random name, O_EXCL),
+    # without importing tempfile into the master, and so into every worker forked
+    # from it: only a reply spilled to disk needs it there.
+    scratch = os.path.join(directory, f".wsgiwire-check-{os.urandom(6).hex()}")
     try:
-        fd, scratch = tempfile.mkstemp(prefix=".wsgiwire-check-", dir=directory)
+        fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         raise StartupError(f"{option}: cannot create the {what} in {directory} "
                            f"({exc.strerror})") from None

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,30 @@ def test_text_lines_carry_a_zoned_iso_timestamp(tmp_path: Path) -> None:
     (line,) = path.read_text().splitlines()
     assert ISO_ZONED.match(line), line
     assert line.endswith("WARNING wsgiwire: hello there")
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/St_Johns", "Asia/Kolkata"])
+def test_iso_time_is_datetimes_isoformat_to_the_millisecond(
+    zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """iso_time (time.localtime, no datetime module in the workers) writes what
+    ``datetime.fromtimestamp(t).astimezone().isoformat(timespec="milliseconds")``
+    writes: zones with half-hour offsets, summer time, and fractions that round to
+    the microsecond across a millisecond or a second."""
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        whole = [0, 1_615_432_163, 1_700_000_000, 1_972_000_000, 2_000_000_000]
+        fractions = [0.0, 0.0005, 0.123, 0.9994999, 0.9995, 0.97999993, 0.9999995, 0.99999949]
+        for second in whole:
+            for fraction in fractions:
+                created = second + fraction
+                expected = datetime.fromtimestamp(created).astimezone().isoformat(
+                    timespec="milliseconds")
+                assert logs.iso_time(created) == expected, created
+    finally:
+        monkeypatch.undo()  # TZ as it was, and the time module told
+        time.tzset()
 
 
 def test_reopen_after_a_rename_starts_a_new_file_and_loses_nothing(tmp_path: Path) -> None:

@@ -23,13 +23,21 @@ from __future__ import annotations
 import _socket
 import contextlib
 import errno
-import ipaddress
 import logging
 import os
 import socket
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+# ipaddress is imported where an allow-list is used: most servers have none (a
+# unix socket, a loopback port), and every worker would carry the module.
+if TYPE_CHECKING:
+    import ipaddress
+
+    IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+    IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 __all__ = [
     "DEFAULT_BACKLOG",
@@ -48,8 +56,6 @@ log = logging.getLogger("wsgiwire")
 
 DEFAULT_BACKLOG = 1024
 DEFAULT_SOCKET_MODE = 0o660
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 class BindError(Exception):
@@ -223,8 +229,10 @@ class PeerFilter:
 
     def __init__(self, addresses: Iterable[str] | None) -> None:
         if addresses is None:
-            self._networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None = None
+            self._networks: list[IPNetwork] | None = None
             return
+        import ipaddress
+
         networks = []
         for text in addresses:
             item = text.strip()
@@ -258,6 +266,8 @@ class PeerFilter:
             return True
         if not isinstance(peer, tuple):
             return True  # unix socket: the file mode decides who connects
+        import ipaddress
+
         try:
             addr = _unmap(ipaddress.ip_address(str(peer[0]).split("%", 1)[0]))
         except ValueError:
@@ -266,14 +276,16 @@ class PeerFilter:
 
 
 def _unmap(addr: IPAddress) -> IPAddress:
+    import ipaddress
+
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         return addr.ipv4_mapped
     return addr
 
 
-def _unmap_network(
-    net: ipaddress.IPv4Network | ipaddress.IPv6Network,
-) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+def _unmap_network(net: IPNetwork) -> IPNetwork:
+    import ipaddress
+
     if isinstance(net, ipaddress.IPv6Network) and net.prefixlen >= 96:
         mapped = net.network_address.ipv4_mapped
         if mapped is not None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import os
 import signal
 import sys
@@ -35,7 +34,10 @@ def _prctl(option: int, arg: int | bytes) -> bool:
         return False
     if _libc is None:
         try:
-            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            # The process's own symbols (dlopen(NULL)), libc's among them: no
+            # ctypes.util.find_library, which imports subprocess, tempfile and
+            # shutil into every worker and runs ``ldconfig -p`` at each start.
+            _libc = ctypes.CDLL(None, use_errno=True)
         except OSError:
             _libc = False
     if not _libc:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 import os
 import stat
-import tempfile
 import threading
 import time
 from collections.abc import Generator
@@ -234,6 +233,8 @@ class Output:
         self._check_spool(buffers)
         try:
             if segment is None:
+                import tempfile  # only to spill a reply: not in every idle worker
+
                 with tempfile.TemporaryFile(prefix="wsgiwire-reply-") as file:
                     segment = FileSegment(os.dup(file.fileno()), 0, 0)
             written = _write_all(segment.fd, buffers)

@@ -21,7 +21,6 @@ worker it adds the worker's slot to :class:`Totals` (``master._reap``).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import struct
@@ -435,6 +434,8 @@ def serve_stats(server: Server, listener: socket.socket) -> None:
 
 
 def _answer(server: Server, first: bytes) -> bytes:
+    import json  # here, not at the top: the workers forked from the master never need it
+
     if not first:  # uWSGI's way: the JSON, no HTTP
         return json.dumps(status(server), indent=1).encode() + b"\n"
     line = first.split(b"\r\n", 1)[0].split(b"\n", 1)[0]

@@ -28,11 +28,6 @@ goes in front last.
 
 from __future__ import annotations
 
-from ._detect import SetupDetector
-from ._mount import MountPrefix
-from ._paths import ApacheProxyPathFix, LighttpdCGIRootFix, ScriptNameStripper
-from ._proxy import TrustedProxy
-
 __all__ = [
     "MountPrefix",
     "ScriptNameStripper",
@@ -41,3 +36,39 @@ __all__ = [
     "TrustedProxy",
     "SetupDetector",
 ]
+
+# public name -> the module that defines it, imported on first use (PEP 562), as
+# in the package root: ``wsgiwire serve`` wraps every app in SetupDetector alone
+# by default, and TrustedProxy's module would bring ipaddress into every worker.
+_LAZY: dict[str, str] = {
+    "MountPrefix": "._mount",
+    "ScriptNameStripper": "._paths",
+    "LighttpdCGIRootFix": "._paths",
+    "ApacheProxyPathFix": "._paths",
+    "TrustedProxy": "._proxy",
+    "SetupDetector": "._detect",
+}
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._detect import SetupDetector
+    from ._mount import MountPrefix
+    from ._paths import ApacheProxyPathFix, LighttpdCGIRootFix, ScriptNameStripper
+    from ._proxy import TrustedProxy
+
+
+def __getattr__(name: str) -> object:
+    """Load a public name on first use, then keep it in the module."""
+    try:
+        module = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

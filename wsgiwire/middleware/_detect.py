@@ -44,7 +44,6 @@ sees: once the right fix is in place it stays silent.
 from __future__ import annotations
 
 import logging
-import shlex
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -80,6 +79,8 @@ def _shown(path: str) -> str:
 
 def _quoted(path: str) -> str:
     """``path`` as it would be typed on a command line; controls escaped (no log injection)."""
+    import shlex  # only for a hint's text: not in every worker
+
     shown = _shown(path)
     return shlex.quote(shown) if shown.isprintable() else repr(shown)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 from ..core._environ import split_script_name
 from ..core._gateway import StartResponse, WSGIApp
@@ -86,6 +85,8 @@ def decoded_once_more(path: str) -> str:
         raw = path.encode("latin-1")
     except UnicodeEncodeError:  # not an environ string; nothing sensible to decode
         return path
+    from urllib.parse import unquote_to_bytes  # only here: it loads ipaddress too
+
     return unquote_to_bytes(raw).decode("latin-1")
 
 
