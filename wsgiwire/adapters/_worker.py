@@ -448,7 +448,9 @@ class Worker(Loop):
                 # socket.accept() less its per-call enum conversions of the
                 # listener's family and type, and the socket is the C-level
                 # object: the socket.py layer adds only Python work per call.
-                fd, peer = listener._accept()  # type: ignore[attr-defined]
+                # (Typed, so that the compiled build unpacks it as a tuple.)
+                accepted: tuple[int, object] = listener._accept()  # type: ignore[attr-defined]
+                fd, peer = accepted
                 sock = _socket.socket(family, kind, 0, fd)
             except (BlockingIOError, InterruptedError):
                 return
