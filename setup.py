@@ -29,13 +29,14 @@ from setuptools.command.build_ext import build_ext
 # of the dynamic features mypyc does not support. The sans-I/O codecs and the
 # core (parse, environ, start_response, response head) run for every request;
 # events and params are what they pass around; the adapters listed are the
-# worker's loop (connection, runner, worker, poller, scoreboard, base). Left
+# worker's loop (connection, runner, worker, poller, scoreboard, base) and the
+# protocol drivers (drivers: each connection gets its codec from one). Left
 # interpreted:
-# * the three socket drivers (adapters/fastcgi.py, scgi.py, uwsgi.py): they
+# * the socket front-ends (adapters/fastcgi.py, scgi.py, uwsgi.py): they
 #   define the public WSGIServer classes, which wsgiwire.flup and users subclass,
 #   and an interpreted class cannot subclass a compiled one (compiling them
-#   needs the servers moved to modules of their own, or mypy_extensions'
-#   mypyc_attr(allow_interpreted_subclasses=True), a run-time dependency);
+#   would need mypy_extensions' mypyc_attr(allow_interpreted_subclasses=True),
+#   a run-time dependency); their drivers live in adapters/_drivers.py;
 # * _errors.py: exceptions that copy their __dict__ (detached()), which native
 #   classes have not; raised only for bad requests;
 # * _limits.py: built once per process, validated through locals() and frozen by

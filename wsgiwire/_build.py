@@ -33,6 +33,7 @@ COMPILED = (
     "wsgiwire.core._response",
     "wsgiwire.adapters._base",
     "wsgiwire.adapters._connection",
+    "wsgiwire.adapters._drivers",
     "wsgiwire.adapters._poller",
     "wsgiwire.adapters._runner",
     "wsgiwire.adapters._scoreboard",

@@ -110,10 +110,8 @@ def _decode(protocol: str, raw: bytes) -> Reply:
 
 def _run_one(app: WSGIApp, protocol: str, path: str, method: str, body: bytes) -> CheckResult:
     from .adapters._connection import Connection
+    from .adapters._drivers import FastCGIDriver, SCGIDriver, UWSGIDriver
     from .adapters._runtime import ServerConfig, Worker
-    from .adapters.fastcgi import FastCGIDriver
-    from .adapters.scgi import SCGIDriver
-    from .adapters.uwsgi import UWSGIDriver
 
     drivers = {"fastcgi": FastCGIDriver, "scgi": SCGIDriver, "uwsgi": UWSGIDriver}
     seen: dict[str, Any] = {}

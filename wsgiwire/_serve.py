@@ -316,15 +316,15 @@ def _limits(args: argparse.Namespace) -> Limits:
 
 def _driver(args: argparse.Namespace) -> ProtocolDriver:
     if args.protocol == "scgi":
-        from .adapters.scgi import SCGIDriver
+        from .adapters._drivers import SCGIDriver
 
         return SCGIDriver()
     if args.protocol == "uwsgi":
-        from .adapters.uwsgi import UWSGIDriver
+        from .adapters._drivers import UWSGIDriver
 
         return UWSGIDriver(trust_uwsgi_scheme=args.trust_uwsgi_scheme)
     from ._events import Role
-    from .adapters.fastcgi import FastCGIDriver
+    from .adapters._drivers import FastCGIDriver
 
     return FastCGIDriver([Role[name.upper()] for name in args.role or ("responder",)])
 

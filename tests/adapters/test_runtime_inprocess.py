@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import select
+import signal
 import socket
 import tempfile
 import threading
@@ -1000,6 +1001,44 @@ def test_worker_closes_its_own_sockets_when_it_stops() -> None:
         listener.close()
         close_wake_sockets(worker)
     assert left_open == set()
+
+
+def test_a_stop_signals_number_on_the_wake_up_socket_stops_the_worker() -> None:
+    """What the C-level handler writes for a SIGTERM (its number, on the wake-up fd)
+    stops the worker by itself: the compiled loop may run no bytecode, hence no
+    Python handler (request_stop), until the next request comes."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with running(echo_app, "uwsgi") as served:
+            assert ask(served, "/before").status == 200
+            served.worker._wake_w.send(bytes([signum]))
+            wait_for(lambda: served.worker.stopping, f"signal {signum} to stop the worker")
+
+
+def test_serve_on_the_main_thread_stops_on_a_sigterm_through_the_wake_up_fd() -> None:
+    """On the main thread serve() makes its wake-up socket the signal wake-up fd: a
+    SIGTERM stops it even when its Python handler does nothing (or runs late), and
+    the fd is given back when serve() returns."""
+    listener = open_listener(parse_bind("127.0.0.1:0"))
+    worker = Worker(ServerConfig(app=echo_app, driver=SCGIDriver(), listeners=[listener]))
+    handler = signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    before = signal.set_wakeup_fd(-1)
+    sigterm = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM))
+    fallback = threading.Timer(STOP_TIMEOUT, worker.request_stop)  # the old behaviour
+    started = time.monotonic()
+    try:
+        sigterm.start()
+        fallback.start()
+        worker.serve()
+        took = time.monotonic() - started
+        assert signal.set_wakeup_fd(-1) == -1  # given back
+    finally:
+        sigterm.cancel()
+        fallback.cancel()
+        signal.set_wakeup_fd(before)
+        signal.signal(signal.SIGTERM, handler)
+        listener.close()
+        close_wake_sockets(worker)
+    assert took < STOP_TIMEOUT / 2, took
 
 
 def test_request_stop_waits_for_a_running_request() -> None:

@@ -56,7 +56,6 @@ from ..core._body import BodyBuffer, SpoolError, attach_input
 from ..core._gateway import request_label
 from ..core._response import HeadStyle
 from ._base import Buffer, Loop, Transport, refusal, status_reply
-from ._listeners import close_quietly
 from ._poller import HANGUP, READ, WRITE
 from ._runner import DATA, END, ERRORS, FILE, FileSegment, Request, Run, cut_buffers
 
@@ -672,7 +671,11 @@ class Connection(Transport):
             # Corked (see _finish): the rest of the reply goes out with the FIN.
             with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_WR)
-        close_quietly(self.sock)
+        # (close_quietly(), less a call into an interpreted module per connection)
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
 
 def _cork(sock: _socket.socket) -> None:

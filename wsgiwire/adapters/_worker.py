@@ -59,6 +59,8 @@ _QUIET: Final = 0.5
 _DRAIN_QUIET: Final = 1.0
 # Exit status of a worker that stopped itself over --request-timeout (no threads).
 TIMED_OUT: Final = 4
+# The signals that stop a worker gracefully (see _install_stop_handlers in _master.py).
+_STOP_SIGNALS: Final = (int(signal.SIGTERM), int(signal.SIGINT))
 
 
 def _has_input(sock: _socket.socket) -> bool:
@@ -236,7 +238,11 @@ class Worker(Loop):
 
     # -- connection bookkeeping -------------------------------------------
     def forget(self, conn: Connection) -> None:
-        if self.connections.pop(conn.fd, None) is not None:
+        connections = self.connections
+        fd = conn.fd
+        # (``in`` and ``del``: compiled, two dict operations; pop() is a method call)
+        if fd in connections:
+            del connections[fd]
             if self.stopping and conn.last_active > self._last_activity:
                 self._last_activity = conn.last_active
             if conn.watching:
@@ -380,9 +386,18 @@ class Worker(Loop):
         conn.watching = mask
 
     def _woken_ready(self) -> None:
-        with contextlib.suppress(OSError):
-            while self._wake_r.recv(4096):
-                pass
+        while True:
+            try:
+                data = self._wake_r.recv(4096)
+            except OSError:
+                break
+            if not data:
+                break
+            # Zeros from app threads and request_stop(); the number of each
+            # signal caught (serve() makes this the wake-up fd on the main thread).
+            for signum in _STOP_SIGNALS:
+                if signum in data:
+                    self._stop_asked = True
         while True:
             try:
                 item = self._woken.get_nowait()
@@ -432,10 +447,10 @@ class Worker(Loop):
         """Accept and start serving the connections waiting on ``listener`` (up to 64;
         ``draining``: every one, before the listener closes for good)."""
         limit = self.config.limits.max_connections
-        allows = self.config.peer_filter.allows
         family, kind, waiting = self._listener_info[listener.fileno()]
         backlog = waiting.poll
         tcp = family != socket.AF_UNIX
+        peer_filter = self.config.peer_filter  # TCP only: unix peers always pass
         for _ in range(limit if draining else 64):
             # Every worker polling the listener wakes for a new connection: one
             # takes it, the others find the backlog empty. Asking first costs
@@ -448,7 +463,9 @@ class Worker(Loop):
                 # socket.accept() less its per-call enum conversions of the
                 # listener's family and type, and the socket is the C-level
                 # object: the socket.py layer adds only Python work per call.
-                fd, peer = listener._accept()  # type: ignore[attr-defined]
+                # (Typed, so that the compiled build unpacks it as a tuple.)
+                accepted: tuple[int, object] = listener._accept()  # type: ignore[attr-defined]
+                fd, peer = accepted
                 sock = _socket.socket(family, kind, 0, fd)
             except (BlockingIOError, InterruptedError):
                 return
@@ -469,7 +486,7 @@ class Worker(Loop):
                 self._starved = False
                 log.info("accepting again (%d connections open)", len(self.connections))
             if tcp:
-                if not allows(peer):
+                if not peer_filter.allows(peer):
                     log.warning("connection from %s refused by the allow-list", peer_text(peer))
                     close_quietly(sock)
                     continue
@@ -517,6 +534,15 @@ class Worker(Loop):
             self.board.set_state(self.slot, ACCEPTING)
         self._start_accepting()
         self.poller.add(self._wake_r.fileno(), READ, None)
+        # CPython runs a signal's Python handler (request_stop for SIGTERM) only
+        # when it next executes bytecode. The compiled loop runs none between
+        # requests: a SIGTERM that lands outside a system call (just after a
+        # reply) would wait for the next request, and an idle worker would never
+        # stop. As the wake-up fd, our socketpair gets the signal's number from
+        # the C-level handler at once, and _woken_ready() acts on it.
+        old_wakeup_fd: int | None = None
+        if threading.current_thread() is threading.main_thread():
+            old_wakeup_fd = signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
         limits = config.limits
         next_sweep = time.monotonic() + _SWEEP_INTERVAL
         stop_by = 0.0
@@ -575,6 +601,8 @@ class Worker(Loop):
                     next_sweep = now + _SWEEP_INTERVAL
                     self._sweep(now, limits)
         finally:
+            if old_wakeup_fd is not None:
+                signal.set_wakeup_fd(old_wakeup_fd)
             self._watchdog_done.set()
             cut = [c for c in self.connections.values() if c.requests or c.busy]
             if cut:

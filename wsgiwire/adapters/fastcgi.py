@@ -22,11 +22,10 @@ from typing import Any
 from .._events import Role
 from .._limits import DEFAULT_LIMITS, Limits
 from ..core._gateway import WSGIApp
-from ..protocols._fastcgi import FastCGIConnection
 from . import cgi
+from ._drivers import FastCGIDriver
 from ._flupserver import FlupServerBase
 from ._listeners import inherited_fd0
-from ._runtime import Codec, ServerConfig
 
 # Public: the flup-compatible server and its role constants (the ``roles``
 # argument). FastCGIDriver is the runtime's plumbing, used by wsgiwire's own modules.
@@ -40,34 +39,6 @@ __all__ = [
 FCGI_RESPONDER = int(Role.RESPONDER)
 FCGI_AUTHORIZER = int(Role.AUTHORIZER)
 FCGI_FILTER = int(Role.FILTER)
-
-
-class FastCGIDriver:
-    """FastCGI's hooks into the shared runtime."""
-
-    name = "fastcgi"
-    head_style = FastCGIConnection.head_style
-    raw_body = FastCGIConnection.raw_body
-    one_request_per_connection = FastCGIConnection.one_request_per_connection
-
-    def __init__(self, roles: Iterable[Role] = (Role.RESPONDER,)) -> None:
-        self.roles = tuple(roles)
-
-    def new_codec(self, config: ServerConfig) -> Codec:
-        # What FCGI_GET_VALUES reports is what this configuration does: the
-        # requests of one connection run one after the other (interleaved ones are
-        # accepted and queued), so FCGI_MPXS_CONNS is 0; FCGI_MAX_REQS is how many
-        # requests the server runs at once (workers x threads, 1 per worker
-        # without threads); FCGI_MAX_CONNS how many connections it holds.
-        workers = config.workers if config.workers > 1 else 1
-        return FastCGIConnection(
-            config.limits,
-            roles=self.roles,
-            multiplex=config.multiplex,
-            max_conns=workers * config.limits.max_connections,
-            max_reqs=workers * config.threads if config.threads > 1 else workers,
-            mpxs=False,
-        )
 
 
 class WSGIServer(FlupServerBase):

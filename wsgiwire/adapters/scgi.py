@@ -14,25 +14,12 @@ from typing import Any
 from .._limits import DEFAULT_LIMITS, Limits
 from ..core._gateway import WSGIApp
 from ..middleware._mount import MountPrefix
-from ..protocols._scgi import SCGIConnection
+from ._drivers import SCGIDriver
 from ._flupserver import FlupServerBase
-from ._runtime import Codec, ServerConfig
 
 # Public: the flup-compatible server. SCGIDriver is the runtime's plumbing, used by
 # wsgiwire's own modules.
 __all__ = ["WSGIServer"]
-
-
-class SCGIDriver:
-    """SCGI's hooks into the shared runtime."""
-
-    name = "scgi"
-    head_style = SCGIConnection.head_style
-    raw_body = SCGIConnection.raw_body
-    one_request_per_connection = SCGIConnection.one_request_per_connection
-
-    def new_codec(self, config: ServerConfig) -> Codec:
-        return SCGIConnection(config.limits)
 
 
 class WSGIServer(FlupServerBase):

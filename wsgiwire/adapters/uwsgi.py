@@ -15,28 +15,12 @@ from typing import Any
 
 from .._limits import DEFAULT_LIMITS, Limits
 from ..core._gateway import WSGIApp
-from ..protocols._uwsgi import UWSGIConnection
+from ._drivers import UWSGIDriver
 from ._flupserver import FlupServerBase
-from ._runtime import Codec, ServerConfig
 
 # Public: the flup-compatible server. UWSGIDriver is the runtime's plumbing, used by
 # wsgiwire's own modules.
 __all__ = ["WSGIServer"]
-
-
-class UWSGIDriver:
-    """uwsgi's hooks into the shared runtime."""
-
-    name = "uwsgi"
-    head_style = UWSGIConnection.head_style
-    raw_body = UWSGIConnection.raw_body
-    one_request_per_connection = UWSGIConnection.one_request_per_connection
-
-    def __init__(self, *, trust_uwsgi_scheme: bool = False) -> None:
-        self.trust_uwsgi_scheme = trust_uwsgi_scheme
-
-    def new_codec(self, config: ServerConfig) -> Codec:
-        return UWSGIConnection(config.limits, trust_uwsgi_scheme=self.trust_uwsgi_scheme)
 
 
 class WSGIServer(FlupServerBase):
