@@ -531,9 +531,11 @@ class Connection(Transport):
             self.outbox_bytes += sum(map(len, items))
             return False
         if type(items) is list and len(items) <= _IOV_MAX:
+            size = 0
             for item in items:
                 if type(item) is FileSegment:
                     break
+                size += len(item)
             else:
                 # The common case: one reply's buffers in one sendmsg(). (The
                 # caller sets ``last_active`` when it matters: a reply's end.)
@@ -544,7 +546,7 @@ class Connection(Transport):
                 except OSError as exc:
                     self._gone(exc)
                     return False
-                left = sum(map(len, items)) - sent
+                left = size - sent
                 if not left:
                     return True
                 self.outbox = cut_buffers(items, sent)

@@ -506,7 +506,8 @@ def cut_buffers(buffers: list[Any], sent: int) -> list[Any]:
         first += 1
     rest = buffers[first:]
     if sent and rest:
-        rest[0] = memoryview(rest[0])[sent:]
+        part = rest[0]
+        rest[0] = (part if type(part) is memoryview else memoryview(part))[sent:]
     return rest
 
 
