@@ -318,6 +318,25 @@ def test_small_first_chunk_goes_out_with_the_head_large_one_separately() -> None
     assert len(out2) == 2 and out2[1] is big
 
 
+def test_after_write_follows_the_apps_write_callable_only() -> None:
+    """``after_write`` runs after each call of the ``write()`` that ``start_response``
+    returned (the app runs on from there), never after ``Response.write`` for a chunk
+    of the iterable (whose caller may pause instead)."""
+    out: list[bytes] = []
+    calls: list[int] = []
+    response = Response(out.append, after_write=lambda: calls.append(len(out)))
+    write = response.start_response("200 OK", TEXT)
+    write(b"by the app")
+    assert calls == [1]
+    response.write(b"a chunk of the iterable")
+    assert calls == [1]
+    write(b"again")
+    assert calls == [1, 3]
+    assert response.finish() and b"".join(out).endswith(b"by the appa chunk of the iterableagain")
+    plain, _ = make()
+    assert plain.start_response("200 OK", TEXT) == plain.write  # no hook: write itself
+
+
 def test_write_accepts_only_bytes() -> None:
     response, out = make()
     response.start_response("200 OK", TEXT)

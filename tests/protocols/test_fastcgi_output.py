@@ -39,7 +39,7 @@ def payload(size: int) -> bytes:
     return bytes(i * 7 % 251 for i in range(size)) if size < 300_000 else b"z" * size
 
 
-SIZES = [0, 1, 7, 8, 9, 65535, 65536, 65537, 200000]
+SIZES = [0, 1, 7, 8, 9, 65535, 65536, 65537, 131070, 131071, 200000]
 
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{s}B" for s in SIZES])

@@ -68,6 +68,11 @@ log = logging.getLogger("wsgiwire")
 RECV_SIZE: Final = 65536
 # sendmsg() takes at most IOV_MAX (1024 on Linux) buffers at once.
 _IOV_MAX: Final = 1024
+# What a flush hands one sendmsg() at most (then more, if it took all of it):
+# a socket takes no more than its send buffer (a unix socket's is 208 KiB by
+# default), and each buffer passed costs a conversion, taken or not (the 34
+# of a 1 MiB FastCGI reply, at every wake-up, for the 4 or so it took).
+_BATCH_BYTES: Final = 512 << 10
 # How much of the last bytes received a protocol-error log line shows.
 _SHOWN_BYTES: Final = 48
 # Lingering close: how long and how much to drain after a refusal (nginx's
@@ -525,9 +530,11 @@ class Connection(Transport):
             self.outbox_bytes += sum(map(len, items))
             return False
         if type(items) is list and len(items) <= _IOV_MAX:
+            size = 0
             for item in items:
                 if type(item) is FileSegment:
                     break
+                size += len(item)
             else:
                 # The common case: one reply's buffers in one sendmsg(). (The
                 # caller sets ``last_active`` when it matters: a reply's end.)
@@ -538,7 +545,7 @@ class Connection(Transport):
                 except OSError as exc:
                     self._gone(exc)
                     return False
-                left = sum(map(len, items)) - sent
+                left = size - sent
                 if not left:
                     return True
                 self.outbox = cut_buffers(items, sent)
@@ -586,11 +593,12 @@ class Connection(Transport):
                     return False  # the socket is full
                 continue
             batch: list[Buffer] = []
+            size = 0
             for item in outbox:
-                if type(item) is FileSegment or len(batch) == _IOV_MAX:
+                if type(item) is FileSegment or len(batch) == _IOV_MAX or size >= _BATCH_BYTES:
                     break
                 batch.append(item)
-            count = len(batch)
+                size += len(item)
             try:
                 sent = sock.sendmsg(batch)
             except (BlockingIOError, InterruptedError):
@@ -600,10 +608,8 @@ class Connection(Transport):
                 return False
             self.outbox_bytes -= sent
             self.last_active = self.outbox_since = time.monotonic()
-            total = sum(map(len, batch))
-            rest = cut_buffers(batch, sent)
-            outbox[:count] = rest
-            if sent < total:
+            outbox[: len(batch)] = cut_buffers(batch, sent)
+            if sent < size:
                 return False
         self.outbox = None
         self.outbox_bytes = 0

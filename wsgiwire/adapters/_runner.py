@@ -189,6 +189,15 @@ class Output:
             raise ClientDisconnected()  # (an app that went on writing after the cut)
         self.pending += self.codec.send(ResponseData(self.request_id, data))
         self.pending_bytes += len(data)
+
+    def wrote(self) -> None:
+        """(inline) The app runs on after a ``write()``: past ``SPILL_AT`` unsent
+        bytes, relieve memory (see SPILL_AT).
+
+        Not called after the iterable's chunks: the step pauses there (``full``),
+        and the chunk, which the paused iteration holds anyway, goes out from
+        memory (spilling a 1 MiB body cost more than the rest of its request).
+        """
         if self.pending_bytes >= SPILL_AT and self.relieve:
             self._relieve()
 
@@ -384,12 +393,16 @@ class Output:
         output path as any body (inline, they wait in memory for the socket).
         """
         sent = 0
-        out = self.post_data if self.threaded else self.write  # the raw body, after the head
         while count < 0 or sent < count:
             block = filelike.read(_READ_BLOCK if count < 0 else min(_READ_BLOCK, count - sent))
             if not block:
                 break
-            out(block)
+            # The raw body, after the head; inline, nothing pauses between blocks.
+            if self.threaded:
+                self.post_data(block)
+            else:
+                self.write(block)
+                self.wrote()
             sent += len(block)
         return sent
 
@@ -434,6 +447,7 @@ class Run:
             style=codec.head_style,
             protocol=environ.get("SERVER_PROTOCOL", "HTTP/1.1"),
             file_sender=output.send_file if raw else None,
+            after_write=None if threaded else output.wrote,
         )
 
     def _name(self) -> str:
@@ -493,7 +507,8 @@ def cut_buffers(buffers: list[Any], sent: int) -> list[Any]:
         first += 1
     rest = buffers[first:]
     if sent and rest:
-        rest[0] = memoryview(rest[0])[sent:]
+        part = rest[0]
+        rest[0] = (part if type(part) is memoryview else memoryview(part))[sent:]
     return rest
 
 

@@ -193,10 +193,17 @@ class Response:
     request method (HEAD sends no body). ``protocol`` is the HTTP version for
     the HTTP head style. ``environ`` (optional; :func:`~wsgiwire.core._gateway.call_app`
     fills it in) names the request in log lines, e.g. ``GET /app/x``.
+
+    ``after_write`` (optional) is called after each call of the application's
+    ``write()`` callable, not after the iterable's chunks: the caller of the
+    iterable may pause the application after a chunk, while the application
+    runs on after its ``write()`` (an inline runner moves output that piles
+    up there out of memory).
     """
 
     __slots__ = (
         "_out",
+        "_after_write",
         "_lines",
         "_style",
         "_protocol",
@@ -224,8 +231,10 @@ class Response:
         protocol: str = "HTTP/1.1",
         environ: dict[str, Any] | None = None,
         file_sender: FileSender | None = None,
+        after_write: Callable[[], object] | None = None,
     ) -> None:
         self._out = out
+        self._after_write = after_write
         self.environ = environ
         self.file_sender = file_sender
         # Set by the gateway when the application raised (answered 500 or cut).
@@ -279,7 +288,14 @@ class Response:
         self._lines = lines
         self.content_length = content_length
         self.no_body = self._head_request or code < 200 or code in (204, 304)
-        return self.write
+        return self.write if self._after_write is None else self._app_write
+
+    def _app_write(self, data: object) -> None:
+        """The WSGI ``write`` callable when there is an ``after_write`` hook."""
+        self.write(data)
+        after_write = self._after_write
+        if after_write is not None:
+            after_write()
 
     def write(self, data: object) -> None:
         """The WSGI ``write`` callable, also used for each chunk of the iterable."""

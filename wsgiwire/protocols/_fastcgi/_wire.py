@@ -88,6 +88,8 @@ _STDOUT_END_AND_END_REQUEST: Final = struct.Struct(">BBHHBxBBHHBxIB3x")
 # _PADDING[n] is n padding bytes (records are padded to a multiple of 8: n = -size & 7).
 _PADDING: Final = tuple(bytes(n) for n in range(8))
 _SHORT_LENGTHS: Final = tuple(bytes((n,)) for n in range(128))
+# The padding of a record of MAX_RECORD_CONTENT bytes.
+_FULL_PAD: Final = -MAX_RECORD_CONTENT & 7
 
 
 # --- Reading records ------------------------------------------------------------
@@ -250,17 +252,22 @@ def stream_chunks(
         return [head, payload, _PADDING[pad]] if pad else [head, payload]
     if view is None:
         view = memoryview(payload)
-    chunks: list[bytes | memoryview] = []
-    pack = HEADER.pack
-    glue = b""
-    for offset in range(0, size, MAX_RECORD_CONTENT):
-        part = min(MAX_RECORD_CONTENT, size - offset)
-        pad = -part & 7
-        chunks.append(glue + pack(FCGI_VERSION_1, rtype, request_id, part, pad))
-        chunks.append(view[offset : offset + part])
-        glue = _PADDING[pad]
-    if glue:
-        chunks.append(glue)
+    # Every full record has the same header, and each one after the first
+    # carries the padding of the full record before it: both made once.
+    head = HEADER.pack(FCGI_VERSION_1, rtype, request_id, MAX_RECORD_CONTENT, _FULL_PAD)
+    glued = _PADDING[_FULL_PAD] + head
+    chunks: list[bytes | memoryview] = [head, view[:MAX_RECORD_CONTENT]]
+    offset = MAX_RECORD_CONTENT
+    while size - offset > MAX_RECORD_CONTENT:
+        chunks.append(glued)
+        chunks.append(view[offset : offset + MAX_RECORD_CONTENT])
+        offset += MAX_RECORD_CONTENT
+    part = size - offset  # the last record: 1 to MAX_RECORD_CONTENT bytes
+    pad = -part & 7
+    chunks.append(_PADDING[_FULL_PAD] + HEADER.pack(FCGI_VERSION_1, rtype, request_id, part, pad))
+    chunks.append(view[offset:])
+    if pad:
+        chunks.append(_PADDING[pad])
     return chunks
 
 
