@@ -302,7 +302,9 @@ def test_fastcgi_server_bind_address_unix_path_removed_on_exit(
 
 def test_sigint_stops_the_server_too(script: Path, tmp_path: Path) -> None:
     with server_process(script, tmp_path, "fastcgi", ["127.0.0.1", 0]) as proc:
-        listening_address(proc)
+        # Answered: the server runs and its signal handlers are in place ("listening
+        # on" is printed when the socket is bound, before they are).
+        assert ask(tcp("fastcgi", listening_address(proc)), "/ready").status == 200
         proc.stop_signal = signal.SIGINT
         code = stop_by_pid(proc)
     assert code == 0, proc.output()
