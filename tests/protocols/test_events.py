@@ -30,3 +30,32 @@ def test_every_request_event_shares_the_base_with_request_id() -> None:
         event = kind(7, **args)
         assert event.request_id == 7
         assert repr(event).startswith(f"{kind.__name__}(request_id=7")
+
+
+def test_written_out_inits_take_the_fields_in_order_with_their_defaults() -> None:
+    """The events every request makes spell out ``__init__`` (``init=False``, for
+    the compiled build's sake): each takes exactly its fields, in the dataclass's
+    order, with the dataclass's defaults, and sets every one, as the generated
+    ``__init__`` would."""
+    members = [*typing.get_args(events.Event), *typing.get_args(events.OutEvent)]
+    written = [kind for kind in members
+               if kind is not ConnectionClosed and not kind.__dataclass_params__.init]
+    assert {kind.__name__ for kind in written} >= {
+        "RequestStarted", "BodyData", "BodyEnd", "ResponseData", "ResponseEnd"
+    }
+    for kind in written:
+        fields = dataclasses.fields(kind)
+        values = {}
+        for number, field in enumerate(fields):
+            # A value unlike every default, so a field left unset or swapped shows.
+            values[field.name] = (f"value {number}",)
+        event = kind(*values.values())
+        assert event == kind(**values), kind
+        for field in fields:
+            assert getattr(event, field.name) == values[field.name], (kind, field.name)
+        required = {f.name: values[f.name] for f in fields
+                    if f.default is dataclasses.MISSING}
+        event = kind(**required)
+        for field in fields:
+            expected = values[field.name] if field.default is dataclasses.MISSING else field.default
+            assert getattr(event, field.name) == expected, (kind, field.name)
