@@ -7,7 +7,11 @@ FILTER role's FCGI_DATA stream; ``RequestAborted`` when the peer gives a
 request up; ``ConnectionClosed`` once the peer closed its side cleanly.
 
 Events are plain slotted dataclasses (made on every request, so cheap to
-build); treat them as immutable.
+build); treat them as immutable. The ones every request makes spell out their
+``__init__`` (``init=False``): the compiled build then makes them natively,
+about 20 ns each instead of about 100 for the generated one, which runs
+interpreted in both builds. (Only leaves do: mypyc (mypy 2.4.1) miscompiles a generated
+``__init__`` under a written-out one, so ``RequestEvent`` keeps its own.)
 
 Outbound (``codec.send(event)`` returns the buffers to write, a list of
 ``bytes`` or ``memoryview`` ready for ``socket.sendmsg``; the one outbound call
@@ -91,7 +95,7 @@ class RequestEvent:
     request_id: int
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class RequestStarted(RequestEvent):
     """A request's parameters, complete and in the order the server sent them.
 
@@ -111,21 +115,44 @@ class RequestStarted(RequestEvent):
     script_name_in_path_info: bool = False
     content_length: int | None = UNPARSED
 
+    def __init__(  # noqa: PLR0917 - the dataclass's own signature, positional as before
+        self,
+        request_id: int,
+        params: Params,
+        keep_conn: bool = False,
+        role: Role = Role.RESPONDER,
+        script_name_in_path_info: bool = False,
+        content_length: int | None = UNPARSED,
+    ) -> None:
+        self.request_id = request_id
+        self.params = params
+        self.keep_conn = keep_conn
+        self.role = role
+        self.script_name_in_path_info = script_name_in_path_info
+        self.content_length = content_length
+
     @property
     def raw_params(self) -> list[tuple[bytes, bytes]]:
         return raw_pairs(self.params)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class BodyData(RequestEvent):
     """A piece of the request body."""
 
     data: bytes
 
+    def __init__(self, request_id: int, data: bytes) -> None:
+        self.request_id = request_id
+        self.data = data
 
-@dataclass(slots=True)
+
+@dataclass(slots=True, init=False)
 class BodyEnd(RequestEvent):
     """The request body is complete."""
+
+    def __init__(self, request_id: int) -> None:
+        self.request_id = request_id
 
 
 @dataclass(slots=True)
@@ -161,11 +188,15 @@ Event = (
 )
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ResponseData(RequestEvent):
     """Response bytes for one request (head and body, already rendered)."""
 
     data: bytes | bytearray | memoryview
+
+    def __init__(self, request_id: int, data: bytes | bytearray | memoryview) -> None:
+        self.request_id = request_id
+        self.data = data
 
 
 @dataclass(slots=True)
@@ -175,11 +206,15 @@ class ResponseErrorData(RequestEvent):
     data: bytes
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ResponseEnd(RequestEvent):
     """The response is complete. ``app_status`` is FastCGI's appStatus (0 = success)."""
 
     app_status: int = 0
+
+    def __init__(self, request_id: int, app_status: int = 0) -> None:
+        self.request_id = request_id
+        self.app_status = app_status
 
 
 @dataclass(slots=True)

@@ -30,3 +30,48 @@ def test_every_request_event_shares_the_base_with_request_id() -> None:
         event = kind(7, **args)
         assert event.request_id == 7
         assert repr(event).startswith(f"{kind.__name__}(request_id=7")
+
+
+# Two values for each field of the events, by name (a compiled build checks the types).
+_SAMPLES: dict[str, list[object]] = {
+    "request_id": [7, 8],
+    "params": [[("A", "b")], [("C", "d")]],
+    "keep_conn": [False, True],
+    "role": [events.Role.RESPONDER, events.Role.FILTER],
+    "script_name_in_path_info": [False, True],
+    "content_length": [7, 8],
+    "data": [b"x", b"y"],
+    "app_status": [0, 1],
+}
+
+
+def _other(field: dataclasses.Field[object], value: object) -> object:
+    """A value for ``field`` that is not ``value``."""
+    return next(sample for sample in _SAMPLES[field.name] if sample != value)
+
+
+def test_written_out_inits_take_the_fields_in_order_with_their_defaults() -> None:
+    """The events every request makes spell out ``__init__`` (``init=False``, for
+    the compiled build's sake): each takes exactly its fields, in the dataclass's
+    order (positionally too), with the dataclass's defaults, and sets every one,
+    as the generated ``__init__`` would."""
+    members = [*typing.get_args(events.Event), *typing.get_args(events.OutEvent)]
+    written = [kind for kind in members
+               if kind is not ConnectionClosed and not kind.__dataclass_params__.init]
+    assert {kind.__name__ for kind in written} >= {
+        "RequestStarted", "BodyData", "BodyEnd", "ResponseData", "ResponseEnd"
+    }
+    for kind in written:
+        fields = dataclasses.fields(kind)
+        required = {f.name: _SAMPLES[f.name][0] for f in fields
+                    if f.default is dataclasses.MISSING}
+        base = {f.name: required.get(f.name, f.default) for f in fields}
+        event = kind(**required)
+        for field in fields:
+            assert getattr(event, field.name) == base[field.name], (kind, field.name)
+        for changed in fields:
+            values = {**base, changed.name: _other(changed, base[changed.name])}
+            event = kind(*values.values())
+            assert event == kind(**values), (kind, changed.name)
+            for field in fields:
+                assert getattr(event, field.name) == values[field.name], (kind, field.name)

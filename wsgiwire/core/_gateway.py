@@ -34,6 +34,10 @@ __all__ = [
 ]
 
 log = lazy_logger("wsgiwire")
+# wsgi.errors' logger. A module constant, not a class attribute of ErrorStream:
+# the compiled build gives every instance its own copy of a class attribute,
+# made anew for each one (each request).
+_app_log: Final = lazy_logger("wsgiwire.app")
 
 
 class FileWrapper:
@@ -73,8 +77,6 @@ class ErrorStream:
 
     __slots__ = ("_pending", "_sink")
 
-    _log = lazy_logger("wsgiwire.app")
-
     def __init__(self, sink: Callable[[bytes], None] | None = None) -> None:
         self._sink = sink
         self._pending = ""
@@ -87,7 +89,7 @@ class ErrorStream:
         data = self._pending + text
         *lines, self._pending = data.split("\n")
         for line in lines:
-            self._log.error("%s", line)
+            _app_log.error("%s", line)
         return len(text)
 
     def writelines(self, lines: Iterable[str]) -> None:
@@ -96,7 +98,7 @@ class ErrorStream:
 
     def flush(self) -> None:
         if self._pending:
-            self._log.error("%s", self._pending)
+            _app_log.error("%s", self._pending)
             self._pending = ""
 
 
