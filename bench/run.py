@@ -37,11 +37,11 @@ import re
 import resource
 import shutil
 import signal
-import sysconfig
 import socket
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
