@@ -167,8 +167,11 @@ class UWSGIConnection(OneShotConnection):
         head_size = _HEADER.size + datasize
         if len(data) < head_size:
             return False
+        block = data[_HEADER.size : head_size]
+        # As bytes (a head that came in pieces is a bytearray): compiled code
+        # indexes bytes natively, a bytearray only through generic calls.
         params, content_length = _decode_vars(
-            data[_HEADER.size : head_size], self._limits, self._trust_scheme
+            block if isinstance(block, bytes) else bytes(block), self._limits, self._trust_scheme
         )
         self._start(
             params,
@@ -179,9 +182,7 @@ class UWSGIConnection(OneShotConnection):
         return True
 
 
-def _decode_vars(
-    block: bytes | bytearray, limits: Limits, trust_scheme: bool
-) -> tuple[Params, int | None]:
+def _decode_vars(block: bytes, limits: Limits, trust_scheme: bool) -> tuple[Params, int | None]:
     """The uwsgi vars block as ``(params, CONTENT_LENGTH or None)``, checked.
 
     The loop is the hot path (one pass, no checks inside but the ones Python
@@ -203,7 +204,7 @@ def _decode_vars(
     except IndexError:
         pos = -1
     if pos != end:
-        raise _diagnose(bytes(block))
+        raise _diagnose(block)
     names = list(map(_first, pairs))
     if "" in names:
         raise RemoteProtocolError(
