@@ -83,7 +83,6 @@ _BEGIN_RECORD: Final = RecordKind.BEGIN
 _ABORT_RECORD: Final = RecordKind.ABORT
 _GET_VALUES: Final = RecordKind.GET_VALUES
 _OUTBOUND: Final = RecordKind.OUTBOUND
-_UNKNOWN: Final = RecordKind.UNKNOWN
 _NEW: Final = State.NEW
 _IGNORED: Final = State.IGNORED
 _DO_BEGIN: Final = Action.BEGIN
