@@ -217,12 +217,13 @@ class EnvironBuilder:
         (``None``: none declared), as a codec that frames the body by it
         passes it on; it is used as it is. Left ``UNPARSED``, it is parsed here.
         """
-        pairs = params if isinstance(params, list) else list(params)
-        env: Environ = dict(pairs)  # in C; the last value of a repeated name wins
-        if len(env) != len(pairs) and _repeats_header(pairs):
+        if type(params) is not list:
+            params = list(params)
+        env: Environ = dict(params)  # in C; the last value of a repeated name wins
+        if len(env) != len(params) and _repeats_header(params):
             # A request header came twice: its values are joined instead.
             env = {}
-            for name, value in pairs:
+            for name, value in params:
                 if (
                     name in env
                     and name.startswith("HTTP_")
