@@ -253,10 +253,12 @@ Rows = tuple[tuple[Transition | None, ...], ...]
 
 
 def _rows(rules: dict[tuple[State, Input], Transition]) -> Rows:
-    """``rules`` as ``rows[state][input]`` (``None`` where there is no rule)."""
-    inputs = range(max(Input) + 1)  # Input starts at 1: entry 0 of each row is None
+    """``rules`` as ``rows[state][input]``, indexed by their numbers (``None``
+    where there is no rule). Input starts at 1: entry 0 of each row is None."""
+    inputs = range(max(Input) + 1)
     return tuple(
-        tuple(rules.get((state, Input(i))) if i else None for i in inputs) for state in State
+        tuple(rules.get((State(s), Input(i))) if i else None for i in inputs)
+        for s in range(max(State) + 1)
     )
 
 
