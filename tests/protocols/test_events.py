@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import typing
 
 from wsgiwire import _events as events
@@ -42,6 +43,8 @@ _SAMPLES: dict[str, list[object]] = {
     "content_length": [7, 8],
     "data": [b"x", b"y"],
     "app_status": [0, 1],
+    "reply": [b"", b"z"],
+    "fcgi_protocol_status": [None, 1],
 }
 
 
@@ -50,11 +53,11 @@ def _other(field: dataclasses.Field[object], value: object) -> object:
     return next(sample for sample in _SAMPLES[field.name] if sample != value)
 
 
-def test_written_out_inits_take_the_fields_in_order_with_their_defaults() -> None:
-    """The events every request makes spell out ``__init__`` (``init=False``, for
-    the compiled build's sake): each takes exactly its fields, in the dataclass's
-    order (positionally too), with the dataclass's defaults, and sets every one,
-    as the generated ``__init__`` would."""
+def test_written_out_inits_take_the_fields_in_order_and_set_each() -> None:
+    """Events spell out ``__init__`` (``init=False``, for the compiled build's
+    sake): each takes exactly its dataclass fields, in order (positionally too),
+    and sets every one, as the generated ``__init__`` would; the signature's
+    defaults are the events' only defaults."""
     members = [*typing.get_args(events.Event), *typing.get_args(events.OutEvent)]
     written = [kind for kind in members
                if kind is not ConnectionClosed and not kind.__dataclass_params__.init]
@@ -63,9 +66,11 @@ def test_written_out_inits_take_the_fields_in_order_with_their_defaults() -> Non
     }
     for kind in written:
         fields = dataclasses.fields(kind)
-        required = {f.name: _SAMPLES[f.name][0] for f in fields
-                    if f.default is dataclasses.MISSING}
-        base = {f.name: required.get(f.name, f.default) for f in fields}
+        parameters = list(inspect.signature(kind.__init__).parameters.values())[1:]
+        assert [p.name for p in parameters] == [f.name for f in fields], kind
+        required = {p.name: _SAMPLES[p.name][0] for p in parameters
+                    if p.default is inspect.Parameter.empty}
+        base = {p.name: required.get(p.name, p.default) for p in parameters}
         event = kind(**required)
         for field in fields:
             assert getattr(event, field.name) == base[field.name], (kind, field.name)

@@ -94,6 +94,7 @@ MODIFIER1_MANAGE_PATH_INFO: Final = 30
 MAX_DATASIZE: Final = 0xFFFF
 
 _HEADER: Final = struct.Struct("<BHB")  # modifier1, datasize, modifier2
+_HEADER_SIZE: Final = _HEADER.size
 _CONTENT_LENGTH: Final = "CONTENT_LENGTH"
 _MAGIC_PREFIX: Final = "UWSGI_"
 _MAGIC_PREFIX_BYTES: Final = b"UWSGI_"
@@ -138,7 +139,7 @@ class UWSGIConnection(OneShotConnection):
     def _head_progress(self) -> str:
         if self._datasize < 0:
             return f"{len(self._head)} of 4 header bytes"
-        return f"{len(self._head) - _HEADER.size} of {self._datasize} variable bytes"
+        return f"{len(self._head) - _HEADER_SIZE} of {self._datasize} variable bytes"
 
     def _parse_head(self) -> bool:
         data = self._head
@@ -148,7 +149,7 @@ class UWSGIConnection(OneShotConnection):
             modifier1 = data[0]
             if modifier1 not in (MODIFIER1_WSGI, MODIFIER1_MANAGE_PATH_INFO):
                 raise _modifier_error(modifier1, bytes(data[:16]))
-            if len(data) < _HEADER.size:
+            if len(data) < _HEADER_SIZE:
                 return False
             _, datasize, modifier2 = _HEADER.unpack_from(data)
             if modifier2:
@@ -164,11 +165,14 @@ class UWSGIConnection(OneShotConnection):
                 )
             self._datasize = self._limits.check_params_bytes(datasize, 0)
             self._modifier1 = modifier1
-        head_size = _HEADER.size + datasize
+        head_size = _HEADER_SIZE + datasize
         if len(data) < head_size:
             return False
+        block = data[_HEADER_SIZE:head_size]
+        # As bytes (a head that came in pieces is a bytearray): compiled code
+        # indexes bytes natively, a bytearray only through generic calls.
         params, content_length = _decode_vars(
-            data[_HEADER.size : head_size], self._limits, self._trust_scheme
+            block if isinstance(block, bytes) else bytes(block), self._limits, self._trust_scheme
         )
         self._start(
             params,
@@ -179,9 +183,7 @@ class UWSGIConnection(OneShotConnection):
         return True
 
 
-def _decode_vars(
-    block: bytes | bytearray, limits: Limits, trust_scheme: bool
-) -> tuple[Params, int | None]:
+def _decode_vars(block: bytes, limits: Limits, trust_scheme: bool) -> tuple[Params, int | None]:
     """The uwsgi vars block as ``(params, CONTENT_LENGTH or None)``, checked.
 
     The loop is the hot path (one pass, no checks inside but the ones Python
@@ -203,7 +205,7 @@ def _decode_vars(
     except IndexError:
         pos = -1
     if pos != end:
-        raise _diagnose(bytes(block))
+        raise _diagnose(block)
     names = list(map(_first, pairs))
     if "" in names:
         raise RemoteProtocolError(

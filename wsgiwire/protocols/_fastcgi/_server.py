@@ -9,7 +9,6 @@ and one that trickles in byte by byte take the same path, one record at a time.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Collection
 from typing import ClassVar, Final
 
@@ -84,7 +83,6 @@ _BEGIN_RECORD: Final = RecordKind.BEGIN
 _ABORT_RECORD: Final = RecordKind.ABORT
 _GET_VALUES: Final = RecordKind.GET_VALUES
 _OUTBOUND: Final = RecordKind.OUTBOUND
-_UNKNOWN: Final = RecordKind.UNKNOWN
 _NEW: Final = State.NEW
 _IGNORED: Final = State.IGNORED
 _DO_BEGIN: Final = Action.BEGIN
@@ -216,7 +214,8 @@ class FastCGIConnection(Codec):
         # 65535 of them, the size of the id space.
         self._ids: dict[int, _Request] = {}
         self._active = 0  # ids in an active state
-        self._events: deque[Event] = deque()
+        # A few events at most between two reads (start, body, end): a list.
+        self._events: list[Event] = []
         self._outbox: list[bytes] = []
         self._error: RemoteProtocolError | None = None
         self._close = False
@@ -245,7 +244,7 @@ class FastCGIConnection(Codec):
             raise self._error.again()
         events = self._events
         if events:
-            return events.popleft()
+            return events.pop(0)
         try:
             reader = self._reader
             while True:
@@ -254,7 +253,7 @@ class FastCGIConnection(Codec):
                     break
                 self._handle(rec[0], rec[1], rec[2])
                 if events:
-                    return events.popleft()
+                    return events.pop(0)
             if reader.eof:
                 return self._at_eof()
         except RemoteProtocolError as exc:
@@ -272,17 +271,19 @@ class FastCGIConnection(Codec):
 
     def _handle(self, rtype: int, request_id: int, content: bytes) -> None:
         """Apply one record: classify it, look the transition up, run its action."""
-        kind = RECORD_KINDS.get(rtype, _UNKNOWN)
+        kind = RECORD_KINDS[rtype]
         role = flags = 0
         if kind is _STREAM:
-            inp = STREAM_INPUTS[rtype, not content]
+            inputs = STREAM_INPUTS[rtype]
+            inp = inputs[0] if content else inputs[1]
         elif kind is _BEGIN_RECORD:
             if len(content) != BEGIN_BODY.size:
                 raise RemoteProtocolError(
                     f"FCGI_BEGIN_REQUEST content is {len(content)} bytes, not 8",
                     request_id=request_id or None,
                 )
-            role, flags = BEGIN_BODY.unpack(content)
+            body: tuple[int, int] = BEGIN_BODY.unpack(content)
+            role, flags = body
             inp = begin_input(role, self._roles)
         elif kind is _ABORT_RECORD:
             inp = _IN_ABORT
@@ -312,7 +313,7 @@ class FastCGIConnection(Codec):
 
         req = self._ids.get(request_id)
         state = _NEW if req is None else req.state
-        transition = TRANSITIONS.get((state, inp))
+        transition = TRANSITIONS[state][inp]
         if transition is None:
             raise RemoteProtocolError(
                 describe_unexpected(state, inp, request_id), request_id=request_id

@@ -9,6 +9,10 @@ Everything that decides the state of a request id lives here, in two tables:
   ``(Action, next State)``. Anything missing is a protocol error. This is
   h11's ``_state.py`` rule and h2's ``_transitions`` table.
 
+Both are looked up for every record, so both are tuples indexed by numbers
+(``RECORD_KINDS[type]``, ``TRANSITIONS[state][input]``): no key is built and
+hashed per record. The rules are written as dicts below, then laid out.
+
 ``State.NEW`` (an id never begun on this connection) and ``State.IGNORED``
 (ended, or refused: its late input is dropped until a new
 FCGI_BEGIN_REQUEST) are rows of the table like the others.
@@ -66,7 +70,7 @@ class RecordKind(IntEnum):
     UNKNOWN = 6  # not in the specification: answered with FCGI_UNKNOWN_TYPE, skipped
 
 
-RECORD_KINDS: Final[dict[int, RecordKind]] = {
+_KINDS: Final[dict[int, RecordKind]] = {
     FCGI_BEGIN_REQUEST: RecordKind.BEGIN,
     FCGI_ABORT_REQUEST: RecordKind.ABORT,
     FCGI_PARAMS: RecordKind.STREAM,
@@ -79,6 +83,8 @@ RECORD_KINDS: Final[dict[int, RecordKind]] = {
     FCGI_GET_VALUES_RESULT: RecordKind.OUTBOUND,
     FCGI_UNKNOWN_TYPE: RecordKind.OUTBOUND,
 }
+# Indexed by the record type, a byte: every other type is UNKNOWN.
+RECORD_KINDS: Final = tuple(_KINDS.get(rtype, RecordKind.UNKNOWN) for rtype in range(256))
 
 
 @unique
@@ -147,14 +153,12 @@ _BEGIN_INPUTS: Final = frozenset(
     (Input.BEGIN_RESPONDER, Input.BEGIN_AUTHORIZER, Input.BEGIN_FILTER, Input.BEGIN_UNKNOWN_ROLE)
 )
 
-# The input a record of an input stream is: (record type, content is empty) -> input.
-STREAM_INPUTS: Final[dict[tuple[int, bool], Input]] = {
-    (FCGI_PARAMS, False): Input.PARAMS,
-    (FCGI_PARAMS, True): Input.PARAMS_END,
-    (FCGI_STDIN, False): Input.STDIN,
-    (FCGI_STDIN, True): Input.STDIN_END,
-    (FCGI_DATA, False): Input.DATA,
-    (FCGI_DATA, True): Input.DATA_END,
+# The inputs the records of an input stream are: record type -> (a record
+# with content, the empty record that ends the stream).
+STREAM_INPUTS: Final[dict[int, tuple[Input, Input]]] = {
+    FCGI_PARAMS: (Input.PARAMS, Input.PARAMS_END),
+    FCGI_STDIN: (Input.STDIN, Input.STDIN_END),
+    FCGI_DATA: (Input.DATA, Input.DATA_END),
 }
 _ROLE_INPUTS: Final[dict[int, Input]] = {
     int(Role.RESPONDER): Input.BEGIN_RESPONDER,
@@ -244,7 +248,21 @@ def _build_transitions() -> dict[tuple[State, Input], tuple[Action, State]]:
     return t
 
 
-TRANSITIONS: Final = _build_transitions()
+Transition = tuple[Action, State]
+Rows = tuple[tuple[Transition | None, ...], ...]
+
+
+def _rows(rules: dict[tuple[State, Input], Transition]) -> Rows:
+    """``rules`` as ``rows[state][input]``, indexed by their numbers (``None``
+    where there is no rule). Input starts at 1: entry 0 of each row is None."""
+    inputs = range(max(Input) + 1)
+    return tuple(
+        tuple(rules.get((State(s), Input(i))) if i else None for i in inputs)
+        for s in range(max(State) + 1)
+    )
+
+
+TRANSITIONS: Final = _rows(_build_transitions())
 
 
 def describe_unexpected(state: State, inp: Input, request_id: int) -> str:

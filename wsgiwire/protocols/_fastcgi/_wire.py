@@ -81,6 +81,7 @@ BEGIN_BODY: Final = struct.Struct(">HB5x")
 END_BODY: Final = struct.Struct(">IB3x")
 # type, reserved[7]
 UNKNOWN_TYPE_BODY: Final = struct.Struct(">B7x")
+_read_header: Final = HEADER.unpack_from
 _U32: Final = struct.Struct(">I")
 # An empty record, then FCGI_END_REQUEST: how every response ends.
 _STDOUT_END_AND_END_REQUEST: Final = struct.Struct(">BBHHBxBBHHBxIB3x")
@@ -98,35 +99,40 @@ _FULL_PAD: Final = -MAX_RECORD_CONTENT & 7
 class RecordReader:
     """Received bytes not yet parsed, cut into whole records (both sides use it).
 
-    The bytes are kept in one ``bytearray`` with a read offset into it
-    (h11's receive buffer rule: reading short pieces out of a long buffer is
-    O(bytes read)):
+    Records are cut out of ``bytes`` at an offset: a read that holds whole
+    records (a whole request, usually) is parsed where it lies, with no copy
+    into a buffer first. h11's receive buffer rule holds (reading short
+    pieces out of a long buffer is O(bytes read)):
 
-    * reading never copies or moves the unread bytes: it only advances the offset;
-    * consumed bytes are dropped with ``del data[:offset]`` in batches, and
-      only once at least half of the array is consumed, so every byte is moved
-      at most a constant number of times;
+    * ``_data`` is the bytes being parsed, ``_start`` the offset of the first
+      unread one: reading a record only advances the offset;
+    * bytes received while ``_data`` still has unread bytes wait in
+      ``_more`` (a ``bytearray``: appending is amortised O(1)); they join the
+      unread tail of ``_data`` only once that completes the next header, then
+      the next record, so every byte is copied a bounded number of times,
+      however the stream was cut;
     * nothing is ever searched or rescanned: each header says how long its
       record is.
     """
 
-    __slots__ = ("_data", "_start", "eof")
+    __slots__ = ("_data", "_more", "_start", "eof")
 
     def __init__(self) -> None:
-        self._data = bytearray()
+        self._data = b""
         self._start = 0
+        self._more = bytearray()
         self.eof = False
 
     def __len__(self) -> int:
         """Number of unread bytes."""
-        return len(self._data) - self._start
+        return len(self._data) - self._start + len(self._more)
 
     def __bool__(self) -> bool:
-        return len(self._data) > self._start
+        return len(self._data) > self._start or len(self._more) > 0
 
     def __bytes__(self) -> bytes:
         """A copy of the unread bytes (for diagnostics and tests)."""
-        return bytes(self._data[self._start :])
+        return self._data[self._start :] + self._more
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Buffer received bytes; ``b""`` marks the end of the stream."""
@@ -135,16 +141,25 @@ class RecordReader:
             return
         if self.eof:
             raise LocalProtocolError("received data after the end of the stream")
-        start = self._start
-        if start:
-            buf = self._data
-            if start >= len(buf):
-                buf.clear()
-                self._start = 0
-            elif start * 2 >= len(buf):
-                del buf[:start]
-                self._start = 0
-        self._data += data
+        if self._start == len(self._data) and not self._more:
+            # All read so far: the new bytes are parsed where they lie (copied
+            # only if they are not bytes: the caller may reuse its buffer).
+            self._data = data if isinstance(data, bytes) else bytes(data)
+            self._start = 0
+        else:
+            self._more += data
+
+    def _join(self, need: int) -> bool:
+        """Whether ``need`` unread bytes are there; if so, all the unread bytes
+        are now in ``_data``, from offset 0."""
+        more = self._more
+        tail = len(self._data) - self._start
+        if tail + len(more) < need:
+            return False
+        self._data = self._data[self._start :] + more
+        self._start = 0
+        more.clear()
+        return True
 
     def next_record(self) -> tuple[int, int, bytes] | None:
         """``(type, request_id, content)`` of the next whole record, or ``None``.
@@ -157,23 +172,33 @@ class RecordReader:
         begin = self._start
         end = len(data)
         if end - begin < FCGI_HEADER_LEN:
-            return None
-        version, rtype, request_id, size, pad = HEADER.unpack_from(data, begin)
+            if not self._join(FCGI_HEADER_LEN):
+                return None
+            data = self._data
+            begin = 0
+            end = len(data)
+        header: tuple[int, int, int, int, int] = _read_header(data, begin)
+        version, rtype, request_id, size, pad = header
         if version != FCGI_VERSION_1:
             raise RemoteProtocolError(
                 f"unsupported FastCGI version {version} (only version 1 exists)"
             )
-        begin += FCGI_HEADER_LEN
-        stop = begin + size
-        after = stop + pad
+        after = begin + FCGI_HEADER_LEN + size + pad
         if after > end:
-            return None
-        content = bytes(data[begin:stop]) if size else b""
+            if not self._join(after - begin):
+                return None
+            data = self._data
+            after -= begin
+            begin = 0
+            end = len(data)
         if after == end:
-            data.clear()
-            after = 0
-        self._start = after
-        return rtype, request_id, content
+            # All read: let the bytes go (an idle connection keeps none).
+            self._data = b""
+            self._start = 0
+        else:
+            self._start = after
+        begin += FCGI_HEADER_LEN
+        return rtype, request_id, data[begin : begin + size]
 
 
 # --- Writing records -------------------------------------------------------------
