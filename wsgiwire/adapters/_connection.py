@@ -536,6 +536,8 @@ class Connection(Transport):
                     break
                 size += len(item)
             else:
+                if not size:
+                    return True  # nothing to write (the end of an SCGI or uwsgi reply)
                 # The common case: one reply's buffers in one sendmsg(). (The
                 # caller sets ``last_active`` when it matters: a reply's end.)
                 try:
