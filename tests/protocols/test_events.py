@@ -10,7 +10,9 @@ import inspect
 import sys
 import types
 import typing
+from pathlib import Path
 
+import wsgiwire
 from wsgiwire import _events as events
 from wsgiwire._events import ConnectionClosed, RequestEvent
 
@@ -74,11 +76,16 @@ def _init_parameters(kind: type) -> list[inspect.Parameter]:
     return parameters
 
 
+# Beside the package's (interpreted) __init__: a compiled module's own __file__ may
+# name another directory.
+_EVENTS_SOURCE = Path(wsgiwire.__file__).parent / "_events.py"
+
+
 def _interpreted_events() -> types.ModuleType:
     """``wsgiwire/_events.py`` run interpreted, whichever build is loaded."""
     name = "wsgiwire._events_source"
     spec = importlib.util.spec_from_loader(
-        name, importlib.machinery.SourceFileLoader(name, events.__file__.split(".")[0] + ".py"))
+        name, importlib.machinery.SourceFileLoader(name, str(_EVENTS_SOURCE)))
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module  # dataclasses looks the module up while decorating
