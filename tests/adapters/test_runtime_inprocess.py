@@ -118,8 +118,10 @@ def running(
     threads: int = 0,
     limits: Limits = DEFAULT_LIMITS,
     peer_filter: PeerFilter | None = None,
+    board: Scoreboard | None = None,
 ) -> Iterator[Served]:
-    """A worker serving ``app`` on a fresh loopback listener, in a thread."""
+    """A worker serving ``app`` on a fresh loopback listener, in a thread (in slot 0
+    of ``board``, when given)."""
     listener = open_listener(parse_bind(bind))
     config = ServerConfig(
         app=app,
@@ -130,7 +132,7 @@ def running(
         peer_filter=peer_filter or PeerFilter(None),
         graceful_timeout=5.0,
     )
-    worker = Worker(config)
+    worker = Worker(config, board, 0)
     failures: list[BaseException] = []
 
     def serve() -> None:
@@ -1087,6 +1089,41 @@ def test_should_yield_compares_with_other_accepting_workers_only() -> None:
     # Alone: never yields, however many connections it holds.
     board = board_with({0: (ACCEPTING, 0), 1: (DRAINING, 0)})
     assert not board.should_yield(0, 1000)
+
+
+@pytest.mark.parametrize("keep_conn", [False, True])
+def test_accept_balancing_counts_only_the_connections_the_web_server_keeps(
+    keep_conn: bool,
+) -> None:
+    """A worker holding several FastCGI connections whose requests came without
+    FCGI_KEEP_CONN (nginx's default) goes on accepting: they close after their reply,
+    and pausing for them stalled every such request. Kept connections are balanced:
+    ahead of an idle worker, it leaves new ones in the backlog."""
+    big = b"x" * (32 << 20)  # more than the sockets hold: the reply waits for a reader
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [big if environ["PATH_INFO"] == "/big" else b"ok"]
+
+    board = board_with({0: (ACCEPTING, 0), 1: (ACCEPTING, 0)}, slots=2)
+    client = FastCGIClient()
+    with running(app, board=board) as served, contextlib.ExitStack() as held:
+        for _ in range(3):  # three replies that nobody reads: three connections held
+            sock = held.enter_context(served.connect())
+            params = params_for(served.target("/big"))
+            sock.sendall(client.begin(1, params, keep_conn=keep_conn) + client.end_stdin(1))
+        if keep_conn:
+            # Two kept connections against the other worker's none: the third waits.
+            wait_for(lambda: served.worker.accept_paused_until > 0, "a pause for the other worker")
+            assert len(served.worker.connections) == 2
+            return
+        wait_for(lambda: len(served.worker.connections) == 3, "three connections held")
+        probe = held.enter_context(served.connect())
+        probe.sendall(client.begin(1, params_for(served.target("/small")))
+                      + client.end_stdin(1))
+        probe.settimeout(TIMEOUT)
+        assert probe.recv(8), "the fourth connection was not served"
+        assert served.worker.accept_paused_until == 0
 
 
 def test_scoreboard_is_shared_across_fork() -> None:

@@ -101,6 +101,7 @@ class Connection(Transport):
         "fd",
         "hangup",
         "head_since",
+        "kept",
         "last_active",
         "last_bytes",
         "last_done",
@@ -126,6 +127,9 @@ class Connection(Transport):
         # The request being run (inline and suspended, or on an app thread).
         self.run: Run | None = None
         self.closed = False
+        # A request on it asked to keep the connection (counted in the loop's
+        # kept_connections until forget()).
+        self.kept = False
         # Set by the first on_readable(), which the loop calls at once (0: not yet).
         self.last_active = 0.0
         # When the first byte of a request head arrived (0: not reading a head):
@@ -363,6 +367,9 @@ class Connection(Transport):
 
     def start(self, event: RequestStarted) -> None:
         loop = self.loop
+        if event.keep_conn and not self.kept:
+            self.kept = True
+            loop.keeps(self)
         config = loop.config
         environ, declared = loop.builder.build_request(event)
         if config.base_environ:

@@ -178,6 +178,7 @@ class Worker(Loop):
         self._rss = RSSProbe() if config.reload_on_rss else None
         self._access_log = AccessLog(config.access_log_format) if config.access_log else None
         self._one_shot = config.driver.one_request_per_connection
+        self.kept_connections = 0
         self._accepting = False  # inside _accept(): forget() leaves the scoreboard alone
         self._reported_connections = -1  # the count last written to the scoreboard (-1: none)
         self._starved = False  # out of descriptors: accepts paused
@@ -243,12 +244,19 @@ class Worker(Loop):
         # (``in`` and ``del``: compiled, two dict operations; pop() is a method call)
         if fd in connections:
             del connections[fd]
+            if conn.kept:
+                self.kept_connections -= 1
             if self.stopping and conn.last_active > self._last_activity:
                 self._last_activity = conn.last_active
             if conn.watching:
                 self.poll_for(conn, 0)
             if self.board is not None and not self._accepting:
                 self._report_connections()
+
+    def keeps(self, conn: Connection) -> None:
+        """``conn``'s web server keeps it for more requests (FCGI_KEEP_CONN): it
+        counts for accept balancing until forget()."""
+        self.kept_connections += 1
 
     def _report_connections(self) -> None:
         """Write the connection count to the scoreboard, if it changed (board only)."""
@@ -415,13 +423,16 @@ class Worker(Loop):
             return  # leave waiting connections to a worker that will serve them
         board = self.board
         count = len(self.connections)
+        # Balancing matters for kept-alive connections only; one-request
+        # connections (SCGI, uwsgi, FastCGI without FCGI_KEEP_CONN) come and go
+        # and the accept queue shares them out. Pausing for them stalled every
+        # FastCGI request that a web server sent without keep-alive.
+        kept = self.kept_connections
         if count >= self.config.limits.max_connections or (
-            # Balancing matters for kept-alive connections; one-request
-            # connections come and go and the accept queue shares them out.
             board is not None
             and not self._one_shot
-            and count > ACCEPT_SLACK  # else no worker can hold clearly fewer
-            and board.should_yield(self.slot, count)
+            and kept > ACCEPT_SLACK  # else no worker can hold clearly fewer
+            and board.should_yield(self.slot, kept)
         ):
             # At the FCGI_MAX_CONNS we advertise, or ahead of the other workers:
             # leave new connections in the backlog for a moment.
