@@ -17,6 +17,7 @@ __all__ = ["COMPILED", "COMPILED_NAME", "PURE_NAME", "name", "compiled_modules"]
 # The modules mypyc compiles (setup.py reads this list; the reasons are there).
 COMPILED = (
     "wsgiwire._events",
+    "wsgiwire._limitcheck",
     "wsgiwire._params",
     "wsgiwire.protocols._codec",
     "wsgiwire.protocols._oneshot",

@@ -7,6 +7,8 @@ bad configuration fails at start-up, not on the first request.
 
 from __future__ import annotations
 
+from . import _limitcheck
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -173,41 +175,30 @@ class Limits:
         # pickle and copy: through the validating constructor (setattr is refused).
         return (_limits_from, (self._values(),))
 
+    # The checks every codec and the core's body buffer make on every request;
+    # the rule is in _limitcheck.py (compiled), which the codecs call directly.
+
     def check_body_size(self, size: int, request_id: int | None = None) -> int:
         """``size`` if a request body (declared, or received so far) of that many
-        bytes is allowed; else ``LimitExceeded`` (413). Every codec that frames a
-        body and the core's body buffer call it."""
-        if size <= self.max_body_size:  # (inclusive, as every limit: see _exceeded)
-            return size
-        raise _exceeded("max_body_size", size, self.max_body_size, 413, request_id)
-
-    # The parameter block's limits, called by every codec (FastCGI as it
-    # decodes the stream, SCGI and uwsgi on the whole block): a refusal is
-    # ``LimitExceeded`` with status 431, as nginx answers a header too large.
+        bytes is allowed; else ``LimitExceeded`` (413)."""
+        return _limitcheck.check_body_size(self, size, request_id)
 
     def check_params_bytes(self, size: int, request_id: int | None = None) -> int:
-        """``size`` if a parameter block of that many bytes (so far) is allowed."""
-        if size <= self.max_params_bytes:  # (inclusive, as every limit: see _exceeded)
-            return size
-        raise _exceeded("max_params_bytes", size, self.max_params_bytes, 431, request_id)
+        """``size`` if a parameter block of that many bytes (so far) is allowed;
+        else ``LimitExceeded`` (431, as nginx answers a header too large)."""
+        return _limitcheck.check_params_bytes(self, size, request_id)
 
     def check_param_count(self, count: int, request_id: int | None = None) -> int:
-        """``count`` if that many name-value pairs are allowed."""
-        if count <= self.max_param_count:  # (inclusive, as every limit: see _exceeded)
-            return count
-        raise _exceeded("max_param_count", count, self.max_param_count, 431, request_id)
+        """``count`` if that many name-value pairs are allowed (else 431)."""
+        return _limitcheck.check_param_count(self, count, request_id)
 
     def check_name_length(self, length: int, request_id: int | None = None) -> int:
-        """``length`` if a parameter name that long is allowed."""
-        if length <= self.max_name_length:  # (inclusive, as every limit: see _exceeded)
-            return length
-        raise _exceeded("max_name_length", length, self.max_name_length, 431, request_id)
+        """``length`` if a parameter name that long is allowed (else 431)."""
+        return _limitcheck.check_name_length(self, length, request_id)
 
     def check_value_length(self, length: int, request_id: int | None = None) -> int:
-        """``length`` if a parameter value that long is allowed."""
-        if length <= self.max_value_length:  # (inclusive, as every limit: see _exceeded)
-            return length
-        raise _exceeded("max_value_length", length, self.max_value_length, 431, request_id)
+        """``length`` if a parameter value that long is allowed (else 431)."""
+        return _limitcheck.check_value_length(self, length, request_id)
 
     def replace(self, **changes: int | float | None) -> Limits:
         """A copy with some limits changed (validated like the original)."""
@@ -217,17 +208,6 @@ class Limits:
         current: dict[str, object] = dict(zip(_NAMES, self._values(), strict=True))
         current.update(changes)
         return _from_mapping(current)
-
-
-def _exceeded(
-    name: str, size: int, limit: int, status: int, request_id: int | None
-) -> Exception:
-    """The ``LimitExceeded`` for ``size`` over ``limit`` (the limit ``name``), with
-    ``status``. A limit is inclusive: ``size == limit`` is allowed. (The checks
-    above compare inline and call this only to refuse: they run on every request.)"""
-    from ._errors import LimitExceeded  # only on refusal: CGI imports this module
-
-    return LimitExceeded(name, size, limit, status_hint=status, request_id=request_id)
 
 
 def _assign(limits: Limits, values: Mapping[str, object]) -> None:

@@ -16,6 +16,7 @@ import errno
 import io
 
 from .._errors import BadRequest, ProtocolError
+from .._limitcheck import check_body_size
 from .._limits import DEFAULT_LIMITS, Limits
 
 # typing and collections.abc cost a CGI start-up about 9 ms: annotations only.
@@ -61,7 +62,7 @@ class BodyBuffer:
 
     def __init__(self, declared: int | None, limits: Limits = DEFAULT_LIMITS) -> None:
         if declared is not None:
-            limits.check_body_size(declared)
+            check_body_size(limits, declared)
         self.declared = declared
         self.received = 0
         self._chunks: list[bytes] = []
@@ -78,7 +79,7 @@ class BodyBuffer:
             raise BadRequest(
                 f"request body longer than CONTENT_LENGTH ({total} > {self.declared})"
             )
-        self._limits.check_body_size(total)
+        check_body_size(self._limits, total)
         self.received = total
         if self._file is not None:
             try:

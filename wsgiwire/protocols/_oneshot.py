@@ -27,6 +27,7 @@ from .._events import (
     ResponseErrorData,
     Role,
 )
+from .._limitcheck import check_body_size, check_name_length, check_param_count, check_value_length
 from .._limits import DEFAULT_LIMITS, Limits
 from .._params import HeadStyle
 from ._codec import Codec
@@ -48,11 +49,13 @@ def check_pair_limits(pairs: Params, names: list[str], limits: Limits, block_siz
     measuring them for every ordinary request. Otherwise the longest is
     found in C (``max(map(len, ...))``) and checked.
     """
-    limits.check_param_count(len(pairs), 0)
+    check_param_count(limits, len(pairs), 0)
     if block_size > limits.max_name_length:
-        limits.check_name_length(max(map(len, names), default=0), 0)
+        check_name_length(limits, max(map(len, names), default=0), 0)
     if block_size > limits.max_value_length:
-        limits.check_value_length(max((len(value) for _, value in pairs), default=0), 0)
+        check_value_length(
+            limits, max((len(value) for _, value in pairs), default=0), 0
+        )
 
 
 class OneShotConnection(Codec):
@@ -219,7 +222,7 @@ class OneShotConnection(Codec):
         ``declared`` is CONTENT_LENGTH as parsed (``None``: none declared, no
         body); it frames the body and goes to the core in the event.
         """
-        content_length = self._limits.check_body_size(declared or 0, 0)
+        content_length = check_body_size(self._limits, declared or 0, 0)
         self._events.append(
             RequestStarted(0, params, False, Role.RESPONDER, script_name_in_path_info, declared)
         )

@@ -78,6 +78,7 @@ from .._errors import RemoteProtocolError
 from .._events import (
     Params,
 )
+from .._limitcheck import check_params_bytes
 from .._limits import DEFAULT_LIMITS, Limits
 from .._params import parse_content_length, shown
 from ._oneshot import OneShotConnection, check_pair_limits
@@ -148,14 +149,14 @@ class SCGIConnection(OneShotConnection):
                     if digits > max_digits:
                         # More digits than the limit has, and no leading zero:
                         # refused without waiting for the rest of the length.
-                        limits.check_params_bytes(int(data[: pos + 1]), 0)
+                        check_params_bytes(limits, int(data[: pos + 1]), 0)
                     pos += 1
                 else:
                     self._scanned = pos
                     return False
             if pos == 0:
                 raise RemoteProtocolError("SCGI netstring has no length before ':'", request_id=0)
-            block_len = limits.check_params_bytes(int(data[:pos]), 0)
+            block_len = check_params_bytes(limits, int(data[:pos]), 0)
             self._block_len = block_len
             self._prefix_len = pos + 1
         prefix = self._prefix_len

@@ -74,6 +74,7 @@ from typing import ClassVar, Final
 
 from .._errors import LocalProtocolError, RemoteProtocolError
 from .._events import Params
+from .._limitcheck import check_params_bytes
 from .._limits import DEFAULT_LIMITS, Limits
 from .._params import HeadStyle, parse_content_length
 from ._oneshot import OneShotConnection, check_pair_limits
@@ -161,7 +162,7 @@ class UWSGIConnection(OneShotConnection):
                 raise RemoteProtocolError(
                     "uwsgi packet with datasize 0: no variables, so no request", request_id=0
                 )
-            self._datasize = self._limits.check_params_bytes(datasize, 0)
+            self._datasize = check_params_bytes(self._limits, datasize, 0)
             self._modifier1 = modifier1
         head_size = _HEADER_SIZE + datasize
         if len(data) < head_size:
@@ -234,8 +235,10 @@ def _decode_vars(block: bytes, limits: Limits, trust_scheme: bool) -> tuple[Para
                     )
         content_length = parse_content_length(raw, 0)
 
-    if _MAGIC_PREFIX_BYTES not in block:
-        # The common case: no magic variable can be present (checked in C).
+    if block.find(_MAGIC_PREFIX_BYTES) < 0:
+        # The common case: no magic variable can be present (checked in C). Not
+        # ``in``: bytes.__contains__ first tries its argument as an integer (a
+        # byte value) and formats a TypeError to drop, on every request.
         return pairs, content_length
     params: Params = []
     scheme: str | None = None

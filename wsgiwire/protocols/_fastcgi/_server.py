@@ -32,6 +32,7 @@ from ..._events import (
     Role,
     raw_pairs,
 )
+from ..._limitcheck import check_body_size, check_params_bytes
 from ..._limits import DEFAULT_LIMITS, Limits
 from ..._params import HeadStyle
 from .._codec import Codec
@@ -339,12 +340,16 @@ class FastCGIConnection(Codec):
         elif action is _DO_BODY_END:
             self._events.append(BodyEnd(request_id))
         elif action is _DO_BODY:
-            req.body_bytes = self._limits.check_body_size(req.body_bytes + len(content), request_id)
+            req.body_bytes = check_body_size(
+                self._limits, req.body_bytes + len(content), request_id
+            )
             self._events.append(BodyData(request_id, content))
         elif action is _DO_IGNORE:
             pass
         elif action is _DO_FDATA:
-            req.data_bytes = self._limits.check_body_size(req.data_bytes + len(content), request_id)
+            req.data_bytes = check_body_size(
+                self._limits, req.data_bytes + len(content), request_id
+            )
             self._events.append(FilterData(request_id, content))
         elif action is _DO_FDATA_END:
             self._events.append(FilterDataEnd(request_id))
@@ -379,7 +384,9 @@ class FastCGIConnection(Codec):
     def _params(self, req: _Request, content: bytes, request_id: int) -> None:
         """Decode FCGI_PARAMS content as a continuation of the stream so far."""
         limits = self._limits
-        req.params_bytes = limits.check_params_bytes(req.params_bytes + len(content), request_id)
+        req.params_bytes = check_params_bytes(
+            limits, req.params_bytes + len(content), request_id
+        )
         pending = req.pending
         if pending is not None:
             pending += content

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from ..._errors import LocalProtocolError, RemoteProtocolError
+from ..._limitcheck import check_name_length, check_param_count, check_value_length
 from ..._limits import Limits
 
 # A private module: the package (``__init__.py``) says what is public.
@@ -347,7 +348,7 @@ def decode_pairs(
     # limit is below 128 and each length must be checked.
     short = limits.max_name_length >= 127 and limits.max_value_length >= 127
     while True:
-        room = max_count - limits.check_param_count(len(out), request_id)
+        room = max_count - check_param_count(limits, len(out), request_id)
         if short:
             # A pair takes at least 2 bytes: pairs starting before ``limit``
             # are at most one more than the count allows (then refused above),
@@ -381,7 +382,7 @@ def decode_pairs(
             at = pos + 4
         else:
             at = pos + 1
-        limits.check_name_length(name_len, request_id)
+        check_name_length(limits, name_len, request_id)
         if at >= end:
             return pos, at - pos + 1
         value_len = data[at]
@@ -392,7 +393,7 @@ def decode_pairs(
             at += 4
         else:
             at += 1
-        limits.check_value_length(value_len, request_id)
+        check_value_length(limits, value_len, request_id)
         split = at + name_len
         stop = split + value_len
         if stop > end:
