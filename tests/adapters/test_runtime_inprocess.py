@@ -427,6 +427,46 @@ def test_file_wrapper_around_a_proc_file_sends_its_content(
 
 
 # -- (b) the FastCGI FILTER role ------------------------------------------------------------
+@pytest.mark.parametrize("how", ["sendmsg", "sendfile"])
+@pytest.mark.parametrize("protocol", ["scgi", "uwsgi"])
+def test_a_peer_that_reads_nothing_never_blocks_the_loop(
+    protocol: str, how: str, tmp_path: Path, sendfile_spy: SendfileSpy
+) -> None:
+    """Accepted sockets stay in blocking mode: every read and write passes
+    MSG_DONTWAIT, and sendfile (which takes no flags) makes its socket non-blocking
+    first. A 64 MiB reply to a peer that reads nothing, from memory or from a file,
+    waits in the loop while the next request is answered at once."""
+    size = 64 * 1024 * 1024
+    sparse = tmp_path / "sparse.bin"
+    with open(sparse, "wb") as out:
+        out.truncate(size)  # no disk used: a hole reads as zeros
+    big = bytes(size) if how == "sendmsg" else b""
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ["PATH_INFO"] != "/big":
+            start_response("200 OK", [("Content-Length", "2")])
+            return [b"ok"]
+        start_response("200 OK", [("Content-Length", str(size))])
+        if how == "sendfile":
+            wrapper: Callable[[Any], Iterable[bytes]] = environ["wsgi.file_wrapper"]
+            return wrapper(open(sparse, "rb"))  # the server closes it
+        return [big]
+
+    with running(app, protocol) as served, served.connect() as stuck:
+        for chunk in request_bytes(served, "/big"):
+            stuck.sendall(chunk)
+        wait_for(lambda: bool(select.select([stuck], [], [], 0)[0]), "the big reply to begin")
+        began = time.monotonic()
+        reply = ask(served, "/small")
+        elapsed = time.monotonic() - began
+        assert reply.body == b"ok"
+        assert elapsed < 2.0, f"the loop was held {elapsed:.1f} s by a peer that reads nothing"
+        # The big reply still waits, not cut.
+        wait_for(lambda: len(served.worker.connections) == 1, "one connection left")
+    if how == "sendfile":
+        assert sendfile_spy.calls >= 1
+
+
 def filter_app(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
     stdin = read_all(environ["wsgi.input"])
     data_stream = environ.get("wsgiwire.fcgi_data")

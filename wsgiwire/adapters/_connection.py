@@ -66,6 +66,12 @@ log = logging.getLogger("wsgiwire")
 # 64 KiB: below glibc's mmap threshold, so a read does not map and unmap memory
 # (a 256 KiB read did, on every one-request connection).
 RECV_SIZE: Final = 65536
+# Accepted sockets stay in blocking mode (see Worker._accept_waiting): every read
+# and write asks for non-blocking behaviour itself, which spares each connection
+# the ioctl(FIONBIO) of setblocking(False). Only sendfile(), which takes no
+# flags, needs the socket non-blocking: _flush sets that on first use.
+_DONTWAIT: Final = socket.MSG_DONTWAIT
+_NO_ANCILLARY: Final[tuple[()]] = ()
 # sendmsg() takes at most IOV_MAX (1024 on Linux) buffers at once.
 _IOV_MAX: Final = 1024
 # What a flush hands one sendmsg() at most (then more, if it took all of it):
@@ -166,7 +172,7 @@ class Connection(Transport):
             self._on_hangup()  # polled for nothing else while a request runs
             return
         try:
-            data = self.sock.recv(RECV_SIZE)
+            data = self.sock.recv(RECV_SIZE, _DONTWAIT)
         except (BlockingIOError, InterruptedError):
             if not self.last_active:
                 self.last_active = time.monotonic()  # accepted before its first bytes
@@ -241,7 +247,7 @@ class Connection(Transport):
         if self.outbox is not None:
             return 0
         try:
-            sent = self.sock.sendmsg(buffers[:_IOV_MAX])
+            sent = self.sock.sendmsg(buffers[:_IOV_MAX], _NO_ANCILLARY, _DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return 0
         except OSError:
@@ -258,7 +264,7 @@ class Connection(Transport):
     def _on_hangup(self) -> None:
         """The peer shut down its side while its request is queued or running."""
         try:
-            rest = self.sock.recv(1, socket.MSG_PEEK)
+            rest = self.sock.recv(1, socket.MSG_PEEK | _DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -552,7 +558,7 @@ class Connection(Transport):
                 # The common case: one reply's buffers in one sendmsg(). (The
                 # caller sets ``last_active`` when it matters: a reply's end.)
                 try:
-                    sent = self.sock.sendmsg(items)
+                    sent = self.sock.sendmsg(items, _NO_ANCILLARY, _DONTWAIT)
                 except (BlockingIOError, InterruptedError):
                     sent = 0
                 except OSError as exc:
@@ -583,6 +589,8 @@ class Connection(Transport):
         while outbox:
             first = outbox[0]
             if type(first) is FileSegment:
+                if sock.gettimeout() is None:
+                    sock.setblocking(False)  # sendfile() takes no MSG_DONTWAIT
                 try:
                     n = os.sendfile(self.fd, first.fd, first.offset,
                                     min(first.left, _SENDFILE_MAX))
@@ -613,7 +621,7 @@ class Connection(Transport):
                 batch.append(item)
                 size += len(item)
             try:
-                sent = sock.sendmsg(batch)
+                sent = sock.sendmsg(batch, _NO_ANCILLARY, _DONTWAIT)
             except (BlockingIOError, InterruptedError):
                 return False
             except OSError as exc:
@@ -723,7 +731,7 @@ class Lingerer:
     def drain(self) -> bool:
         """Read and discard; True when done (EOF, error, or enough drained)."""
         try:
-            data = self.sock.recv(RECV_SIZE)
+            data = self.sock.recv(RECV_SIZE, _DONTWAIT)
         except (BlockingIOError, InterruptedError):
             return False
         except OSError:

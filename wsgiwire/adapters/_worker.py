@@ -503,7 +503,8 @@ class Worker(Loop):
                     continue
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.setblocking(False)
+            # Left in blocking mode: the connection reads and writes with
+            # MSG_DONTWAIT, one ioctl(FIONBIO) fewer per connection.
             try:
                 conn = Connection(self, sock, peer)
             except Exception:
