@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/connloop.py uwsgi              # µs of CPU per request
     .venv/bin/python bench/connloop.py fastcgi-nokeep --requests 1000 --repeat 0
+    .venv/bin/python bench/connloop.py scgi --app flask   # the Flask app, at /
     valgrind --tool=callgrind python bench/connloop.py scgi --requests N --repeat 0
 
 A client opens a unix socket connection, sends the request nginx would (the
@@ -24,16 +25,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 # Appended, so that PYTHONPATH=DIR (another tree, a compiled copy) comes first.
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 
-from bench.apps import HELLO_BODY, hello
+from bench.apps import FLASK_BODY, HELLO_BODY, flask_app, hello
 from bench.codec import (
     FASTCGI_PARAMS,
     SCGI_PARAMS,
     UWSGI_PARAMS,
+    Pairs,
     fastcgi_request,
     scgi_request,
     uwsgi_request,
@@ -44,28 +47,37 @@ from wsgiwire.adapters._drivers import FastCGIDriver, SCGIDriver, UWSGIDriver
 from wsgiwire.adapters._listeners import open_listener, parse_bind
 from wsgiwire.adapters._runtime import ProtocolDriver, Scoreboard, ServerConfig, Worker
 
-CASES: dict[str, tuple[Callable[[], ProtocolDriver], bytes]] = {
-    "scgi": (SCGIDriver, scgi_request(SCGI_PARAMS)),
-    "uwsgi": (UWSGIDriver, uwsgi_request(UWSGI_PARAMS)),
-    "fastcgi-nokeep": (FastCGIDriver, fastcgi_request(FASTCGI_PARAMS, keep_conn=False)),
-    "fastcgi-keep": (FastCGIDriver, fastcgi_request(FASTCGI_PARAMS, keep_conn=True)),
+APPS = {"hello": (hello, HELLO_BODY), "flask": (flask_app, FLASK_BODY)}
+CASES: dict[str, tuple[Callable[[], ProtocolDriver], Callable[[Pairs], bytes], Pairs]] = {
+    "scgi": (SCGIDriver, scgi_request, SCGI_PARAMS),
+    "uwsgi": (UWSGIDriver, uwsgi_request, UWSGI_PARAMS),
+    "fastcgi-nokeep": (FastCGIDriver, partial(fastcgi_request, keep_conn=False), FASTCGI_PARAMS),
+    "fastcgi-keep": (FastCGIDriver, partial(fastcgi_request, keep_conn=True), FASTCGI_PARAMS),
 }
+
+
+def _at_root(params: Pairs) -> Pairs:
+    """The same request for ``/``: the Flask app has only that route."""
+    return [(name, value.replace(b"/hello/world", b"/")) for name, value in params]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("case", choices=sorted(CASES))
+    parser.add_argument("--app", choices=sorted(APPS), default="hello")
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--repeat", type=int, default=5, help="timed runs (0: run once, untimed)")
     args = parser.parse_args()
-    driver, request = CASES[args.case]
+    driver, encode, params = CASES[args.case]
+    app, body = APPS[args.app]
+    request = encode(_at_root(params) if args.app == "flask" else params)
 
     path = os.path.join(tempfile.mkdtemp(prefix="wsgiwire-connloop-"), "s.sock")
     listener = open_listener(parse_bind(f"unix:{path}"))
     board = Scoreboard(2)
     board.assign(0, os.getpid())
     # As a worker of `wsgiwire serve --workers 2` runs: with a scoreboard slot.
-    worker = Worker(ServerConfig(app=hello, driver=driver(), listeners=[listener], workers=2),
+    worker = Worker(ServerConfig(app=app, driver=driver(), listeners=[listener], workers=2),
                     board, 0)
     worker._start_accepting()
     poller = worker.poller
@@ -105,8 +117,8 @@ def main() -> int:
         kept.connect(path)
         step = kept_connection
     try:
-        if HELLO_BODY not in step():
-            raise SystemExit("the worker did not answer hello")
+        if body not in step():
+            raise SystemExit(f"the worker did not answer {args.app}")
         for _ in range(200):  # warm up
             step()
         if not args.repeat:
@@ -114,7 +126,7 @@ def main() -> int:
                 step()
             return 0
         best = min(_timed(step, args.requests) for _ in range(args.repeat))
-        print(f"{args.case} ({build_name()}): {best * 1e6:.2f} µs of CPU per request "
+        print(f"{args.case} {args.app} ({build_name()}): {best * 1e6:.2f} µs of CPU per request "
               f"(best of {args.repeat} x {args.requests}, the client's side included)")
     finally:
         kept.close()
