@@ -58,3 +58,29 @@ def test_a_spool_that_cannot_be_written_is_the_requests_error(
         buffer.feed(b"y" * 50)
     assert raised.value.status_hint == status
     assert closed == [True]  # the temporary file is closed at once
+
+
+def test_request_done_adds_each_request_to_its_own_slot_only() -> None:
+    """A request's end: the slot idle, its requests and errors as given, bytes and
+    duration added to the running totals, one count in its status class and in its
+    duration bucket; the neighbouring slots untouched."""
+    board = Scoreboard(3)
+    for slot, pid in ((0, 100), (1, 101), (2, 102)):
+        board.assign(slot, pid)
+    before = [board.counters(slot) for slot in (0, 2)]
+    board.request_started(1, "GET /a", 5.0)
+    board.request_done(1, 1, 0, status="200 OK", duration=0.004, bytes_in=10, bytes_out=100)
+    board.request_started(1, "GET /b", 6.0)
+    board.request_done(1, 2, 1, status="503 Service Unavailable", duration=2.0,
+                       bytes_in=5, bytes_out=7)
+    info = board.read(1)
+    assert (info.pid, info.requests, info.errors, info.busy_since) == (101, 2, 1, 0.0)
+    counters = board.counters(1)
+    assert (counters.bytes_in, counters.bytes_out) == (15, 107)
+    assert counters.duration_sum == pytest.approx(2.004)
+    assert counters.statuses == (0, 1, 0, 0, 1, 0)
+    assert counters.buckets[2] == 1  # 0.004 s: le 0.005
+    assert counters.buckets[10] == 1  # 2.0 s: le 2.5
+    assert sum(counters.buckets) == 2
+    assert [board.counters(slot) for slot in (0, 2)] == before
+    assert [board.read(slot).requests for slot in (0, 2)] == [0, 0]
