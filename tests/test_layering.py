@@ -5,7 +5,8 @@ including inside functions and ``if TYPE_CHECKING:`` blocks, must obey:
 
 * ``wsgiwire/core`` and ``wsgiwire/protocols`` are pure: they may import only
   the standard-library modules on the allow-lists below, the shared vocabulary
-  (``_events``, ``_errors``, ``_limits``, ``_params``) and their own package. An I/O
+  (``_events``, ``_errors``, ``_limits`` with its compiled checks ``_limitcheck``,
+  ``_params``) and their own package. An I/O
   module (socket, select, selectors, threading, signal, os, subprocess, asyncio,
   multiprocessing, ...) is named as such; anything else not on the list fails
   too, so adding a module is a decision made here, with its reason.
@@ -60,7 +61,8 @@ ALLOWED_STDLIB = {
 }
 
 # wsgiwire modules each pure layer may import (besides its own package).
-SHARED = frozenset({"_events", "_errors", "_limits", "_params"})
+# (_limitcheck: the per-request Limits checks, compiled; see its docstring.)
+SHARED = frozenset({"_events", "_errors", "_limits", "_limitcheck", "_params"})
 
 ADAPTER_IMPORTERS = frozenset(
     {
