@@ -31,6 +31,8 @@ from ._params import UNPARSED
 __all__ = [
     "Role",
     "Params",
+    "Vars",
+    "pairs_of",
     "raw_pairs",
     "NEED_DATA",
     "NeedData",
@@ -78,11 +80,20 @@ NEED_DATA: Final = NeedData()
 # Names and values as latin-1 native strings: one character per byte the
 # server sent (PEP 3333's "bytes as str"), so nothing is lost or rejected.
 Params = list[tuple[str, str]]
+# The same, as a dict: what a codec delivers when no name came twice, the common
+# case. SCGI and uwsgi build it as they decode, and the core makes it the
+# environ itself: no pair per parameter made, then merged into a dict.
+Vars = dict[str, str]
 
 
-def raw_pairs(params: Params) -> list[tuple[bytes, bytes]]:
+def pairs_of(params: Params | Vars) -> Params:
+    """``params`` as name-value pairs, in the order the server sent them."""
+    return list(params.items()) if isinstance(params, dict) else params
+
+
+def raw_pairs(params: Params | Vars) -> list[tuple[bytes, bytes]]:
     """``params`` as the bytes that were sent (latin-1 maps each character back to its byte)."""
-    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in params]
+    return [(name.encode("latin-1"), value.encode("latin-1")) for name, value in pairs_of(params)]
 
 
 @dataclass(slots=True, init=False)
@@ -101,8 +112,11 @@ class RequestEvent:
 class RequestStarted(RequestEvent):
     """A request's parameters, complete and in the order the server sent them.
 
-    ``params`` keeps duplicates; the core translator decides which wins.
-    Each name and value is a latin-1 native string (see ``Params``);
+    ``params`` keeps duplicates; the core translator decides which wins. When
+    no name came twice, a codec may deliver them as a dict (``Vars``, in the
+    same order), which the core takes over as the environ: read ``params``
+    before handing the event on, not after. :func:`pairs_of` gives pairs either
+    way. Each name and value is a latin-1 native string (see ``Params``);
     ``raw_params`` gives them back as the bytes that were sent.
     ``script_name_in_path_info`` is set by codecs whose peer asked for the
     SCRIPT_NAME prefix to be removed from PATH_INFO (uwsgi modifier1 30).
@@ -111,7 +125,7 @@ class RequestStarted(RequestEvent):
     read it (FastCGI); the core takes it as it is instead of parsing again.
     """
 
-    params: Params
+    params: Params | Vars
     keep_conn: bool
     role: Role
     script_name_in_path_info: bool
@@ -120,7 +134,7 @@ class RequestStarted(RequestEvent):
     def __init__(  # noqa: PLR0917 - the fields in order, as a generated __init__ takes them
         self,
         request_id: int,
-        params: Params,
+        params: Params | Vars,
         keep_conn: bool = False,
         role: Role = Role.RESPONDER,
         script_name_in_path_info: bool = False,

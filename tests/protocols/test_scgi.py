@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support import in_pairs, text_pairs
 from tests.support import scgi_spec as spec
-from tests.support import text_pairs
 from tests.support.sending import sent, wrong_event_error
 from wsgiwire._errors import BadRequest, LimitExceeded, LocalProtocolError, RemoteProtocolError
 from wsgiwire._events import (
@@ -85,8 +85,8 @@ def run(
             conn.receive_data(b"")
             drain(conn, events)
     except RemoteProtocolError as exc:
-        return merge_body(events), exc, conn
-    return merge_body(events), None, conn
+        return in_pairs(merge_body(events)), exc, conn
+    return in_pairs(merge_body(events)), None, conn
 
 
 def outcome(
@@ -701,6 +701,25 @@ CAPTURES = load_captures()
 def latin1_pairs(raw: object) -> list[tuple[bytes, bytes]]:
     assert isinstance(raw, list)
     return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in raw]
+
+
+@pytest.mark.parametrize("repeat", [False, True], ids=["plain", "repeated-name"])
+def test_params_come_as_a_dict_unless_a_name_repeats(repeat: bool) -> None:
+    """An ordinary request's headers come as a dict, in the order sent (the core
+    takes it over as the environ); a repeated name keeps the pairs, duplicates and
+    all, for the core to judge."""
+    plain = [(b"REQUEST_METHOD", b"GET"), (b"HTTP_A", b"1"), (b"PATH_INFO", b"/x")]
+    params = [*plain, (b"HTTP_A", b"2")] if repeat else plain
+    conn = SCGIConnection()
+    conn.receive_data(spec.request(params))
+    event = conn.next_event()
+    assert isinstance(event, RequestStarted)
+    sent_params = text_pairs(spec.request_params(params, b"0"))
+    if repeat:
+        assert event.params == sent_params
+    else:
+        assert type(event.params) is dict
+        assert list(event.params.items()) == sent_params
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import text_pairs
+from tests.support import in_pairs, text_pairs
 from tests.support import uwsgi_spec as spec
 from tests.support.sending import sent
 from wsgiwire._errors import BadRequest, LimitExceeded, LocalProtocolError, RemoteProtocolError
@@ -90,8 +90,8 @@ def run(
             conn.receive_data(b"")
             drain(conn, events)
     except RemoteProtocolError as exc:
-        return merge_body(events), exc, conn
-    return merge_body(events), None, conn
+        return in_pairs(merge_body(events)), exc, conn
+    return in_pairs(merge_body(events)), None, conn
 
 
 def outcome(chunks: Iterable[bytes], **kw: object) -> Outcome:
@@ -572,11 +572,39 @@ def test_send_checks_request() -> None:
 # --- Connection life ------------------------------------------------------------
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [[], [(b"HTTP_A", b"2")], [(b"", b"x")], [(b"UWSGI_SCHEME", b"https")]],
+    ids=["plain", "repeated-name", "empty-name", "magic-variable"],
+)
+def test_params_come_as_a_dict_unless_a_name_repeats(extra: Pairs) -> None:
+    """An ordinary request's vars are decoded straight into a dict, in the order
+    sent (the core takes it over as the environ); a repeated name, an empty one or
+    a magic variable takes the pairs path, which keeps duplicates for the core to
+    judge, refuses the empty name, or applies and drops the magic variable."""
+    plain = [(b"REQUEST_METHOD", b"GET"), (b"HTTP_A", b"1"), (b"PATH_INFO", b"/x")]
+    conn = UWSGIConnection()
+    conn.receive_data(spec.request([*plain, *extra]))
+    if extra and not extra[0][0]:
+        with pytest.raises(RemoteProtocolError, match="variable number 4 has an empty key"):
+            conn.next_event()
+        return
+    event = conn.next_event()
+    assert isinstance(event, RequestStarted)
+    if not extra:
+        assert type(event.params) is dict
+        assert list(event.params.items()) == text_pairs(plain)
+    elif extra[0][0] == b"HTTP_A":
+        assert event.params == text_pairs([*plain, *extra])
+    else:
+        assert event.params == text_pairs(plain)  # UWSGI_SCHEME applied (untrusted: none)
+
+
 def test_one_request_then_need_data_then_closed() -> None:
     conn = UWSGIConnection()
     second = spec.request([GET])
     conn.receive_data(spec.request([GET]) + second)
-    assert conn.next_event() == started([GET])
+    assert in_pairs([conn.next_event()]) == [started([GET])]
     assert conn.next_event() == BodyEnd(0)
     assert conn.next_event() is NEED_DATA
     assert conn.discarded_bytes == len(second)

@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from typing import Any, Final
 
-    from .._events import RequestStarted
+    from .._events import RequestStarted, Vars
 
     Environ = dict[str, Any]
 
@@ -205,18 +205,22 @@ class EnvironBuilder:
 
     def build_from_strings(
         self,
-        params: Iterable[tuple[str, str]],
+        params: Iterable[tuple[str, str]] | Vars,
         *,
         script_name_in_path_info: bool = False,
         content_length: int | None = UNPARSED,
     ) -> tuple[Environ, int | None]:
         """As :meth:`build`, for parameters that are already latin-1 native strings.
 
-        This is the form every codec delivers (``RequestStarted.params``).
+        This is the form every codec delivers (``RequestStarted.params``). A
+        dict (a codec's ``Vars``: no name repeated) is taken over: it becomes
+        the environ, with no copy made.
         ``content_length`` is CONTENT_LENGTH already parsed from these params
         (``None``: none declared), as a codec that frames the body by it
         passes it on; it is used as it is. Left ``UNPARSED``, it is parsed here.
         """
+        if isinstance(params, dict):
+            return self._finish(params, script_name_in_path_info, content_length)
         if type(params) is not list:
             params = list(params)
         env: Environ = dict(params)  # in C; the last value of a repeated name wins

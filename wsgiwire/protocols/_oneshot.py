@@ -8,6 +8,7 @@ count, name and value limits to decoded pairs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import ClassVar, Final
 
 from .._errors import LocalProtocolError, RemoteProtocolError
@@ -26,6 +27,7 @@ from .._events import (
     ResponseEnd,
     ResponseErrorData,
     Role,
+    Vars,
 )
 from .._limitcheck import check_body_size, check_name_length, check_param_count, check_value_length
 from .._limits import DEFAULT_LIMITS, Limits
@@ -41,21 +43,22 @@ _BODY: Final = 1  # RequestStarted emitted; body bytes still expected
 _DONE: Final = 2  # BodyEnd emitted (or queued); later bytes are discarded
 
 
-def check_pair_limits(pairs: Params, names: list[str], limits: Limits, block_size: int) -> None:
-    """Apply the count, name and value limits (``Limits.check_*``) to decoded pairs.
+def check_pair_limits(
+    count: int, names: Iterable[str], values: Iterable[str], limits: Limits, block_size: int
+) -> None:
+    """Apply the count, name and value limits (``Limits.check_*``) to ``count``
+    decoded pairs, their ``names`` and ``values`` (a list, or a dict's views).
 
     ``block_size`` is the size of the block they were decoded from: a limit
     it does not exceed cannot be hit by any one name or value, which spares
     measuring them for every ordinary request. Otherwise the longest is
     found in C (``max(map(len, ...))``) and checked.
     """
-    check_param_count(limits, len(pairs), 0)
+    check_param_count(limits, count, 0)
     if block_size > limits.max_name_length:
         check_name_length(limits, max(map(len, names), default=0), 0)
     if block_size > limits.max_value_length:
-        check_value_length(
-            limits, max((len(value) for _, value in pairs), default=0), 0
-        )
+        check_value_length(limits, max(map(len, values), default=0), 0)
 
 
 class OneShotConnection(Codec):
@@ -212,7 +215,7 @@ class OneShotConnection(Codec):
 
     def _start(
         self,
-        params: Params,
+        params: Params | Vars,
         declared: int | None,
         script_name_in_path_info: bool,
         head_size: int,

@@ -75,9 +75,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from .._errors import RemoteProtocolError
-from .._events import (
-    Params,
-)
+from .._events import Params, Vars
 from .._limitcheck import check_params_bytes
 from .._limits import DEFAULT_LIMITS, Limits
 from .._params import parse_content_length, shown
@@ -174,8 +172,10 @@ class SCGIConnection(OneShotConnection):
         return True
 
 
-def _decode_headers(block: bytes | bytearray, limits: Limits) -> tuple[Params, int]:
-    """The SCGI header block as ``(params, CONTENT_LENGTH)``, checked."""
+def _decode_headers(block: bytes | bytearray, limits: Limits) -> tuple[Params | Vars, int]:
+    """The SCGI header block as ``(params, CONTENT_LENGTH)``, checked: as a dict
+    when no name repeats (every well-formed request but one whose headers a
+    front end sent twice), else as pairs."""
     if not block:
         raise RemoteProtocolError(
             "SCGI header block is empty: CONTENT_LENGTH is required",
@@ -191,10 +191,27 @@ def _decode_headers(block: bytes | bytearray, limits: Limits) -> tuple[Params, i
             "SCGI header block holds an odd number of strings (a name without a value)",
             request_id=0,
         )
+    count = len(items) >> 1
+    # The common case, checked in C once the dict is made: no repeated or empty
+    # name, CONTENT_LENGTH first and well formed, SCGI = 1.
+    env: Vars = {}
+    for at in range(0, len(items), 2):
+        env[items[at]] = items[at + 1]
+    if (
+        len(env) == count
+        and items[0] == _CONTENT_LENGTH
+        and "" not in env
+        and env.get(_SCGI) == "1"
+    ):
+        check_pair_limits(count, env, env.values(), limits, len(block))
+        content_length = parse_content_length(items[1], 0)
+        if content_length is not None:
+            return env, content_length
+    # Else the rules one by one, for the pairs or the error that names the fault.
     names = items[0::2]
     values = items[1::2]
     params = list(zip(names, values, strict=False))  # equal lengths: checked above
-    check_pair_limits(params, names, limits, len(block))
+    check_pair_limits(count, names, values, limits, len(block))
     # One pass over the names for the rules on them (compiled, far cheaper
     # than a scan in C for each rule; interpreted, about as cheap).
     content_lengths = scgis = 0

@@ -73,7 +73,7 @@ from collections.abc import Iterable
 from typing import ClassVar, Final
 
 from .._errors import LocalProtocolError, RemoteProtocolError
-from .._events import Params
+from .._events import Params, Vars
 from .._limitcheck import check_params_bytes
 from .._limits import DEFAULT_LIMITS, Limits
 from .._params import HeadStyle, parse_content_length
@@ -182,32 +182,63 @@ class UWSGIConnection(OneShotConnection):
         return True
 
 
-def _decode_vars(block: bytes, limits: Limits, trust_scheme: bool) -> tuple[Params, int | None]:
-    """The uwsgi vars block as ``(params, CONTENT_LENGTH or None)``, checked.
+def _decode_vars(
+    block: bytes, limits: Limits, trust_scheme: bool
+) -> tuple[Params | Vars, int | None]:
+    """The uwsgi vars block as ``(params, CONTENT_LENGTH or None)``, checked:
+    as a dict when no name repeats and no magic variable is there (every
+    ordinary request), else as pairs (:func:`_decode_pairs`).
 
     The loop is the hot path (one pass, no checks inside but the ones Python
     does anyway): a length field past the end raises ``IndexError``, a value
     past the end leaves ``pos`` beyond it. Either way :func:`_diagnose` walks
     the block again, carefully, to name the fault.
     """
-    pairs: Params = []
-    names: list[str] = []
+    env: Vars = {}
     text = block.decode("latin-1")  # sliced below: latin-1 native strings
     end = len(block)
     pos = 0
+    count = 0
     try:
         while pos < end:
             key_start = pos + 2
             key_end = key_start + block[pos] + (block[pos + 1] << 8)
             value_start = key_end + 2
             pos = value_start + block[key_end] + (block[key_end + 1] << 8)
-            name = text[key_start:key_end]
-            names.append(name)
-            pairs.append((name, text[value_start:pos]))
+            env[text[key_start:key_end]] = text[value_start:pos]
+            count += 1
     except IndexError:
         pos = -1
     if pos != end:
         raise _diagnose(block)
+    # Each a check in C. Not ``in`` for the bytes: bytes.__contains__ first
+    # tries its argument as an integer (a byte value) and formats a TypeError
+    # to drop, on every request.
+    if len(env) == count and "" not in env and block.find(_MAGIC_PREFIX_BYTES) < 0:
+        check_pair_limits(count, env, env.values(), limits, end)
+        raw = env.get(_CONTENT_LENGTH)
+        return env, None if raw is None else parse_content_length(raw, 0)
+    return _decode_pairs(block, text, limits, trust_scheme)
+
+
+def _decode_pairs(
+    block: bytes, text: str, limits: Limits, trust_scheme: bool
+) -> tuple[Params, int | None]:
+    """A well-formed vars block with a repeated or empty name or a magic variable:
+    the pairs, checked (an empty name is refused; a repeated CONTENT_LENGTH must
+    repeat its value), magic variables applied and dropped."""
+    pairs: Params = []
+    names: list[str] = []
+    end = len(block)
+    pos = 0
+    while pos < end:
+        key_start = pos + 2
+        key_end = key_start + block[pos] + (block[pos + 1] << 8)
+        value_start = key_end + 2
+        pos = value_start + block[key_end] + (block[key_end + 1] << 8)
+        name = text[key_start:key_end]
+        names.append(name)
+        pairs.append((name, text[value_start:pos]))
     # One pass over the names for the rules on them (compiled, far cheaper
     # than a scan in C for each rule).
     content_lengths = 0
@@ -219,7 +250,7 @@ def _decode_vars(block: bytes, limits: Limits, trust_scheme: bool) -> tuple[Para
                 f"uwsgi variable number {names.index('') + 1} has an empty key",
                 request_id=0,
             )
-    check_pair_limits(pairs, names, limits, end)
+    check_pair_limits(len(pairs), names, [value for _, value in pairs], limits, end)
 
     content_length: int | None = None
     if content_lengths:
@@ -236,10 +267,7 @@ def _decode_vars(block: bytes, limits: Limits, trust_scheme: bool) -> tuple[Para
         content_length = parse_content_length(raw, 0)
 
     if block.find(_MAGIC_PREFIX_BYTES) < 0:
-        # The common case: no magic variable can be present (checked in C). Not
-        # ``in``: bytes.__contains__ first tries its argument as an integer (a
-        # byte value) and formats a TypeError to drop, on every request.
-        return pairs, content_length
+        return pairs, content_length  # no magic variable can be present
     params: Params = []
     scheme: str | None = None
     for name, value in pairs:
