@@ -30,42 +30,34 @@ __all__ = [
 def check_body_size(limits: Limits, size: int, request_id: int | None = None) -> int:
     """``size`` if a request body (declared, or received so far) of that many
     bytes is allowed; else ``LimitExceeded`` (413)."""
-    limit = limits.max_body_size
-    if size <= limit:
-        return size
-    raise _exceeded("max_body_size", size, limit, 413, request_id)
+    return _within(size, limits.max_body_size, "max_body_size", 413, request_id)
 
 
 def check_params_bytes(limits: Limits, size: int, request_id: int | None = None) -> int:
     """``size`` if a parameter block of that many bytes (so far) is allowed."""
-    limit = limits.max_params_bytes
-    if size <= limit:
-        return size
-    raise _exceeded("max_params_bytes", size, limit, 431, request_id)
+    return _within(size, limits.max_params_bytes, "max_params_bytes", 431, request_id)
 
 
 def check_param_count(limits: Limits, count: int, request_id: int | None = None) -> int:
     """``count`` if that many name-value pairs are allowed."""
-    limit = limits.max_param_count
-    if count <= limit:
-        return count
-    raise _exceeded("max_param_count", count, limit, 431, request_id)
+    return _within(count, limits.max_param_count, "max_param_count", 431, request_id)
 
 
 def check_name_length(limits: Limits, length: int, request_id: int | None = None) -> int:
     """``length`` if a parameter name that long is allowed."""
-    limit = limits.max_name_length
-    if length <= limit:
-        return length
-    raise _exceeded("max_name_length", length, limit, 431, request_id)
+    return _within(length, limits.max_name_length, "max_name_length", 431, request_id)
 
 
 def check_value_length(limits: Limits, length: int, request_id: int | None = None) -> int:
     """``length`` if a parameter value that long is allowed."""
-    limit = limits.max_value_length
-    if length <= limit:
-        return length
-    raise _exceeded("max_value_length", length, limit, 431, request_id)
+    return _within(length, limits.max_value_length, "max_value_length", 431, request_id)
+
+
+def _within(size: int, limit: int, name: str, status: int, request_id: int | None) -> int:
+    """``size`` if it is at most ``limit`` (inclusive); else the refusal, ``status``."""
+    if size <= limit:
+        return size
+    raise _exceeded(name, size, limit, status, request_id)
 
 
 def _exceeded(
